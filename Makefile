@@ -1,0 +1,53 @@
+# personalize: two commands for a newcomer (see README.md).
+#   make quickstart   set up the locked environment and run the platform's main job locally
+#   make test         set up the same environment and run the whole suite (ruff + pytest)
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+# uv never downloads an interpreter: the machine's Python 3.11 is the one we use.
+export UV_PYTHON_DOWNLOADS := never
+UV := $(or $(shell command -v uv 2>/dev/null),$(CURDIR)/.tools/bin/uv)
+VENV := $(CURDIR)/.venv
+PERSONALIZE := $(VENV)/bin/personalize
+export PERSONALIZE_HOME ?= $(CURDIR)/.personalize
+
+.PHONY: help quickstart test lint format bench sync clean
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
+
+$(CURDIR)/.tools/bin/uv:
+	@echo "uv not found: installing it into .tools/ (a private venv; the system Python is untouched)"
+	$(PYTHON) -m venv $(CURDIR)/.tools
+	$(CURDIR)/.tools/bin/pip install --quiet --disable-pip-version-check "uv>=0.5,<1"
+
+$(VENV)/.synced: pyproject.toml uv.lock | $(UV)
+	$(UV) sync --locked --python "$(PYTHON)"
+	@touch $@
+
+sync: $(VENV)/.synced ## create .venv from uv.lock
+
+quickstart: sync ## set up and run the main job on the embedded default (no servers)
+	@echo "state dir: $(PERSONALIZE_HOME) (reset for a fresh start)"
+	rm -rf "$(PERSONALIZE_HOME)"
+	$(PERSONALIZE) generate --users 2000 --items 500 --days 30 --seed 42
+	$(PERSONALIZE) config
+
+test: sync ## lint and run the whole test suite
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/pytest
+
+lint: sync ## ruff check and format check
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+format: sync ## apply ruff fixes and formatting
+	$(VENV)/bin/ruff check --fix .
+	$(VENV)/bin/ruff format .
+
+bench: sync ## run every benchmark in bench/ (JSON lands in bench/results/)
+	@for script in bench/*.py; do $(VENV)/bin/python $$script || exit 1; done
+
+clean: ## remove the environment and local state
+	rm -rf $(VENV) $(CURDIR)/.tools "$(PERSONALIZE_HOME)" .pytest_cache .ruff_cache

@@ -1,0 +1,263 @@
+"""The ``personalize`` command.
+
+Exit codes: 0 ok, 1 data or validation problem, 2 usage error. Heavy libraries are imported inside
+the commands so that ``personalize --help`` stays instant.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import date
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from pipelines.config import Settings, get_settings
+
+EXIT_OK, EXIT_DATA, EXIT_USAGE = 0, 1, 2
+
+app = typer.Typer(
+    name="personalize",
+    help=(
+        "MLOps for e-commerce personalization: validated daily ingest, Feast features, "
+        "MLflow models and Evidently monitoring on Airflow 3.\n\n"
+        "Start with `make quickstart`, or `personalize generate` to create a synthetic shop."
+    ),
+    no_args_is_help=True,
+    rich_markup_mode="markdown",
+    pretty_exceptions_enable=False,
+)
+console = Console()
+err_console = Console(stderr=True)
+
+
+def _settings(ctx: typer.Context) -> Settings:
+    return ctx.obj["settings"]
+
+
+def _usage_error(message: str) -> typer.Exit:
+    err_console.print(f"[bold red]error:[/] {message}")
+    return typer.Exit(EXIT_USAGE)
+
+
+@app.callback()
+def main(
+    ctx: typer.Context,
+    home: Annotated[
+        Path | None,
+        typer.Option(
+            "--home",
+            help="State dir (default: $PERSONALIZE_HOME or ./.personalize).",
+            show_default=False,
+        ),
+    ] = None,
+    profile: Annotated[
+        str | None,
+        typer.Option("--profile", help="local (default) or prod; env PERSONALIZE_PROFILE."),
+    ] = None,
+) -> None:
+    overrides: dict[str, object] = {}
+    if home is not None:
+        overrides["home"] = home
+    if profile is not None:
+        if profile not in ("local", "prod"):
+            raise _usage_error(f"--profile {profile!r}: expected local or prod")
+        overrides["profile"] = profile
+    ctx.obj = {"settings": get_settings(**overrides)}
+
+
+@app.command("config")
+def show_config(
+    ctx: typer.Context,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """Show the active profile and where every store lives."""
+    described = _settings(ctx).describe()
+    if as_json:
+        console.print_json(json.dumps(described))
+        return
+    table = Table(title="personalize settings", show_header=False)
+    for key, value in described.items():
+        table.add_row(key, value)
+    console.print(table)
+
+
+@app.command()
+def generate(
+    ctx: typer.Context,
+    users: Annotated[int, typer.Option(help="Customers in the shop.", min=1)] = 2000,
+    items: Annotated[int, typer.Option(help="Catalogue size (before planted launches).", min=12)]
+    = 500,
+    days: Annotated[int, typer.Option(help="Daily batches to write.", min=1)] = 30,
+    seed: Annotated[int, typer.Option(help="Same seed and arguments, same bytes.")] = 42,
+    start: Annotated[
+        str, typer.Option(help="First data day, YYYY-MM-DD.")
+    ] = "2026-01-01",
+    drift: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="Plant a change from a day on: covariate|concept|new-items|promo@YYYY-MM-DD. "
+            "Repeatable.",
+        ),
+    ] = None,
+    bad: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="Write that day's events batch broken: missing-column|wrong-dtype|null-keys|"
+            "negative-price|unknown-event-type|duplicate-event-id|out-of-day-ts|empty-file|"
+            "corrupt-file@YYYY-MM-DD. Repeatable.",
+        ),
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
+) -> None:
+    """Write a synthetic shop's daily landing batches, with ground truth under `<home>/truth/`."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
+
+    from pipelines.data.generator import (
+        BAD_KINDS,
+        DRIFT_KINDS,
+        DayWritten,
+        GeneratorError,
+        ShopSpec,
+        generate as generate_shop,
+        parse_planted,
+    )
+
+    settings = _settings(ctx)
+    try:
+        spec = ShopSpec(
+            users=users,
+            items=items,
+            days=days,
+            seed=seed,
+            start=_parse_day(start, "--start"),
+            drifts=tuple(parse_planted(d, DRIFT_KINDS, "--drift") for d in drift or ()),
+            bad=tuple(parse_planted(b, BAD_KINDS, "--bad") for b in bad or ()),
+        )
+    except GeneratorError as problem:
+        raise _usage_error(str(problem)) from None
+
+    with Progress(
+        "[progress.description]{task.description}",
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeRemainingColumn(),
+        console=err_console,
+        disable=as_json,
+        transient=True,
+    ) as progress:
+        task = progress.add_task("generating days", total=spec.days)
+
+        def advance(written: DayWritten) -> None:
+            progress.update(task, advance=1, description=f"generated {written.day}")
+
+        report = generate_shop(spec, settings, progress=advance)
+
+    if as_json:
+        console.print_json(json.dumps(report.to_dict()))
+        return
+    by_type = report.by_type()
+    summary = Table(title=f"synthetic shop {spec.start} .. {spec.end} (seed {spec.seed})")
+    for column in ("table", "rows", "where"):
+        summary.add_column(column)
+    summary.add_row("events", f"{report.events:,}", str(report.landing / "events"))
+    summary.add_row("users", f"{report.users:,}", str(report.landing / "users"))
+    summary.add_row("items", f"{report.items:,}", str(report.landing / "items"))
+    summary.add_row("ground truth", "", str(report.truth))
+    console.print(summary)
+    views = max(by_type["view"], 1)
+    carts = max(by_type["add_to_cart"], 1)
+    console.print(
+        f"funnel: {by_type['view']:,} views → {by_type['add_to_cart']:,} carts "
+        f"({by_type['add_to_cart'] / views:.1%}) → {by_type['purchase']:,} purchases "
+        f"({by_type['purchase'] / carts:.1%} of carts)"
+    )
+    for change in spec.drifts:
+        console.print(f"planted drift: [yellow]{change}[/]")
+    for change in spec.bad:
+        console.print(f"planted broken batch: [red]{change}[/] (events)")
+    console.print(f"scenario and ground truth: {report.truth / 'scenario.json'}")
+
+
+@app.command("import")
+def import_(
+    ctx: typer.Context,
+    path: Annotated[Path, typer.Argument(help="CSV (.csv, .csv.gz, .tsv) or parquet file.")],
+    table: Annotated[str, typer.Option(help="Contract table: events, users or items.")] = "events",
+    mapping: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--map",
+            help="FIELD=COLUMN: which column of the file holds a contract field. Repeatable.",
+        ),
+    ] = None,
+    event_type: Annotated[
+        str | None,
+        typer.Option(help="Event type for every row, e.g. purchase for an order-lines file."),
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
+) -> None:
+    """Convert a shop's own log (order lines, clicks, ratings) into landing batches by day.
+
+    Rows that cannot be converted go to `<home>/rejects/` with a reason each. Exits 0 when any row
+    was written, 1 when none was, 2 on a bad mapping.
+    """
+    from rich.progress import BarColumn, Progress
+
+    from pipelines.data.importer import ImportProblem, import_file, parse_mapping
+
+    settings = _settings(ctx)
+    try:
+        fields = parse_mapping(mapping or [], table)
+        with Progress(
+            "[progress.description]{task.description}",
+            BarColumn(),
+            "{task.completed:,} rows",
+            console=err_console,
+            disable=as_json,
+            transient=True,
+        ) as progress:
+            task = progress.add_task(f"importing {path.name}", total=None)
+            report = import_file(
+                path,
+                table,
+                fields,
+                settings=settings,
+                event_type=event_type,
+                progress=lambda rows: progress.update(task, advance=rows),
+            )
+    except ImportProblem as problem:
+        raise _usage_error(str(problem)) from None
+
+    if as_json:
+        console.print_json(json.dumps(report.to_dict()))
+    else:
+        console.print(
+            f"{path}: read {report.rows_read:,} rows, wrote {report.rows_written:,} "
+            f"into {len(report.partitions)} day partition(s) of landing/{table}, "
+            f"rejected {report.rows_rejected:,}"
+        )
+        for reason, count in sorted(report.rejected.items(), key=lambda kv: -kv[1]):
+            console.print(f"  rejected {count:,}: {reason}")
+        if report.rejects_file is not None:
+            console.print(f"rejected rows with their reasons: {report.rejects_file}")
+    if report.rows_written == 0:
+        err_console.print(
+            "[bold red]no row could be converted[/]: check the --map columns and formats "
+            "against the rejects file."
+        )
+        raise typer.Exit(EXIT_DATA)
+
+
+def _parse_day(text: str, option: str) -> date:
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        raise _usage_error(f"{option} {text!r} is not a date YYYY-MM-DD") from None
+
+
+if __name__ == "__main__":
+    app()

@@ -1,0 +1,205 @@
+"""The one settings object of the platform.
+
+Read from ``PERSONALIZE_*`` environment variables and an optional ``personalize.toml``
+(``PERSONALIZE_CONFIG`` names another file). Environment wins over the file.
+
+Profiles:
+
+* ``local`` (default) embeds everything under one state dir (``PERSONALIZE_HOME``, default
+  ``./.personalize``): Airflow on SQLite, MLflow on SQLite with local artifacts, Feast with a SQL
+  registry on SQLite, a SQLite online store and a DuckDB offline store over parquet.
+* ``prod`` names PostgreSQL URIs (Airflow, MLflow, Feast registry) and a Redis online store.
+
+Nothing happens at import time: no directory is created and no tracking URI is set until a caller
+asks for it (``Settings.ensure_dirs``).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+Profile = Literal["local", "prod"]
+
+DEFAULT_CONFIG_FILE = "personalize.toml"
+
+
+class Settings(BaseSettings):
+    """Everything the platform needs to know about where things live and which services to use."""
+
+    model_config = SettingsConfigDict(env_prefix="PERSONALIZE_", extra="ignore")
+
+    profile: Profile = Field("local", description="Which set of backing services to use.")
+    home: Path = Field(
+        Path(".personalize"), description="State dir: every file the platform writes lives here."
+    )
+    require_services: bool = Field(
+        False, description="Treat unreachable PostgreSQL/Redis as a failure instead of a skip."
+    )
+
+    # prod services; the local profile ignores them
+    postgres_dsn: str = Field(
+        "postgresql://postgres@127.0.0.1:5432",
+        description="Server DSN without database; each component uses its own database.",
+    )
+    airflow_database: str = "personalize_airflow"
+    mlflow_database: str = "personalize_mlflow"
+    feast_registry_database: str = "personalize_feast"
+    redis_url: str = Field("redis://127.0.0.1:6379/0", description="Feast online store (prod).")
+    mlflow_artifact_uri: str | None = Field(
+        None, description="Artifact root for prod MLflow; defaults to <home>/mlflow/artifacts."
+    )
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        toml_file = Path(os.environ.get("PERSONALIZE_CONFIG", DEFAULT_CONFIG_FILE))
+        return (
+            init_settings,
+            env_settings,
+            TomlConfigSettingsSource(settings_cls, toml_file=toml_file),
+        )
+
+    # ---- paths of the state dir -------------------------------------------------------------
+    @property
+    def state_dir(self) -> Path:
+        return self.home.expanduser().resolve()
+
+    @property
+    def landing_dir(self) -> Path:
+        return self.state_dir / "landing"
+
+    @property
+    def curated_dir(self) -> Path:
+        return self.state_dir / "curated"
+
+    @property
+    def quarantine_dir(self) -> Path:
+        return self.state_dir / "quarantine"
+
+    @property
+    def rejects_dir(self) -> Path:
+        return self.state_dir / "rejects"
+
+    @property
+    def truth_dir(self) -> Path:
+        return self.state_dir / "truth"
+
+    @property
+    def reports_dir(self) -> Path:
+        return self.state_dir / "reports"
+
+    @property
+    def airflow_home(self) -> Path:
+        return self.state_dir / "airflow"
+
+    @property
+    def mlflow_dir(self) -> Path:
+        return self.state_dir / "mlflow"
+
+    @property
+    def feast_dir(self) -> Path:
+        return self.state_dir / "feast"
+
+    @property
+    def alerts_file(self) -> Path:
+        return self.state_dir / "alerts.jsonl"
+
+    @property
+    def audit_file(self) -> Path:
+        return self.state_dir / "audit.jsonl"
+
+    # ---- service locations per profile --------------------------------------------------------
+    def _postgres_uri(self, database: str, driver: str = "postgresql+psycopg") -> str:
+        server = self.postgres_dsn.split("://", 1)[1].rstrip("/")
+        return f"{driver}://{server}/{database}"
+
+    @property
+    def airflow_sql_alchemy_conn(self) -> str:
+        if self.profile == "prod":
+            return self._postgres_uri(self.airflow_database)
+        return f"sqlite:///{self.airflow_home / 'airflow.db'}"
+
+    @property
+    def mlflow_tracking_uri(self) -> str:
+        if self.profile == "prod":
+            return self._postgres_uri(self.mlflow_database)
+        return f"sqlite:///{self.mlflow_dir / 'mlflow.db'}"
+
+    @property
+    def mlflow_artifact_root(self) -> str:
+        if self.mlflow_artifact_uri:
+            return self.mlflow_artifact_uri
+        return (self.mlflow_dir / "artifacts").as_uri()
+
+    @property
+    def feast_registry_uri(self) -> str:
+        if self.profile == "prod":
+            return self._postgres_uri(self.feast_registry_database)
+        return f"sqlite:///{self.feast_dir / 'registry.db'}"
+
+    @property
+    def feast_online_store(self) -> dict[str, str]:
+        """The ``online_store`` block of Feast's ``feature_store.yaml`` for this profile."""
+        if self.profile == "prod":
+            host_port_db = self.redis_url.split("://", 1)[1]
+            host_port, _, db = host_port_db.partition("/")
+            connection = f"{host_port},db={db or 0}"
+            return {"type": "redis", "connection_string": connection}
+        return {"type": "sqlite", "path": str(self.feast_dir / "online.db")}
+
+    @property
+    def feast_offline_dir(self) -> Path:
+        return self.feast_dir / "offline"
+
+    def ensure_dirs(self) -> Path:
+        """Create the state dir layout; the only place the settings touch the disk."""
+        for path in (
+            self.landing_dir,
+            self.curated_dir,
+            self.quarantine_dir,
+            self.rejects_dir,
+            self.truth_dir,
+            self.reports_dir,
+            self.airflow_home,
+            self.mlflow_dir,
+            self.feast_offline_dir,
+        ):
+            path.mkdir(parents=True, exist_ok=True)
+        return self.state_dir
+
+    def describe(self) -> dict[str, str]:
+        """What a person wants to see from ``personalize config``: where everything is."""
+        return {
+            "profile": self.profile,
+            "home": str(self.state_dir),
+            "landing": str(self.landing_dir),
+            "curated": str(self.curated_dir),
+            "quarantine": str(self.quarantine_dir),
+            "airflow_db": self.airflow_sql_alchemy_conn,
+            "mlflow_tracking_uri": self.mlflow_tracking_uri,
+            "mlflow_artifacts": self.mlflow_artifact_root,
+            "feast_registry": self.feast_registry_uri,
+            "feast_online_store": self.feast_online_store["type"],
+            "feast_offline_store": f"duckdb over {self.feast_offline_dir}",
+        }
+
+
+def get_settings(**overrides: object) -> Settings:
+    """A fresh settings object: environment and ``personalize.toml`` are read on every call."""
+    return Settings(**overrides)

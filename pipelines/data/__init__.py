@@ -1,0 +1,1 @@
+"""Data contract, synthetic shop, importer and partitioned I/O."""
