@@ -89,13 +89,12 @@ def show_config(
 def generate(
     ctx: typer.Context,
     users: Annotated[int, typer.Option(help="Customers in the shop.", min=1)] = 2000,
-    items: Annotated[int, typer.Option(help="Catalogue size (before planted launches).", min=12)]
-    = 500,
+    items: Annotated[
+        int, typer.Option(help="Catalogue size (before planted launches).", min=12)
+    ] = 500,
     days: Annotated[int, typer.Option(help="Daily batches to write.", min=1)] = 30,
     seed: Annotated[int, typer.Option(help="Same seed and arguments, same bytes.")] = 42,
-    start: Annotated[
-        str, typer.Option(help="First data day, YYYY-MM-DD.")
-    ] = "2026-01-01",
+    start: Annotated[str, typer.Option(help="First data day, YYYY-MM-DD.")] = "2026-01-01",
     drift: Annotated[
         list[str] | None,
         typer.Option(
@@ -122,8 +121,10 @@ def generate(
         DayWritten,
         GeneratorError,
         ShopSpec,
-        generate as generate_shop,
         parse_planted,
+    )
+    from pipelines.data.generator import (
+        generate as generate_shop,
     )
 
     settings = _settings(ctx)

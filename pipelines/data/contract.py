@@ -131,9 +131,7 @@ ITEMS = Table(
         Column("item_id", "id", "Item (SKU) id."),
         Column("category", "string", "Catalogue category.", nullable=True),
         Column("brand", "string", "Brand.", nullable=True),
-        Column(
-            "price", "float", "List price.", nullable=True, min_value=0.0, exclusive_min=True
-        ),
+        Column("price", "float", "List price.", nullable=True, min_value=0.0, exclusive_min=True),
         Column("launched_ts", "timestamp", "When the item went on sale, UTC.", nullable=True),
     ),
 )

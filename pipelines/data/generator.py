@@ -200,7 +200,7 @@ class Regime:
 
 @dataclass
 class Shop:
-    """The latent state of the simulated shop; everything derives from the spec deterministically."""
+    """The latent state of the simulated shop, derived from the spec deterministically."""
 
     spec: ShopSpec
 
@@ -248,7 +248,7 @@ class Shop:
         popularity = rng.lognormal(0.0, 1.0, n_items)
         for number, drift in enumerate(c for c in spec.drifts if c.kind == "new-items"):
             extra_rng = _rng(spec, "new-items", number)
-            n_new = max(1, int(round(spec.items * NEW_ITEMS_SHARE)))
+            n_new = max(1, round(spec.items * NEW_ITEMS_SHARE))
             category = np.concatenate([category, extra_rng.choice(n_cat, n_new)])
             launch_day = np.concatenate([launch_day, np.full(n_new, spec.day_index(drift.day))])
             # a launch campaign: new items are shown more than the old catalogue
@@ -305,9 +305,7 @@ class Shop:
     def regime(self, day_index: int) -> Regime:
         spec = self.spec
         day = spec.start + timedelta(days=day_index)
-        promo = any(
-            c.kind == "promo" and 0 <= (day - c.day).days < PROMO_DAYS for c in spec.drifts
-        )
+        promo = any(c.kind == "promo" and 0 <= (day - c.day).days < PROMO_DAYS for c in spec.drifts)
         covariate = sum(1 for c in spec.drifts if c.kind == "covariate" and c.day <= day)
         concept = sum(1 for c in spec.drifts if c.kind == "concept" and c.day <= day)
         return Regime(promo, covariate, concept, self.item_launch_day <= day_index)
@@ -570,7 +568,7 @@ def break_events(events: pa.Table, kind: str, rng: np.random.Generator) -> pa.Ta
 
     def some_rows(share: float, among: np.ndarray | None = None) -> np.ndarray:
         pool = np.arange(n) if among is None else among
-        count = max(1, int(round(share * pool.size)))
+        count = max(1, round(share * pool.size))
         return np.sort(rng.choice(pool, size=min(count, pool.size), replace=False))
 
     def replace(name: str, values: pa.Array) -> pa.Table:
@@ -674,9 +672,7 @@ class GenerationReport:
             "users": self.users,
             "items": self.items,
             "events_by_type": self.by_type(),
-            "days": [
-                {**asdict(d), "day": d.day.isoformat()} for d in self.days
-            ],
+            "days": [{**asdict(d), "day": d.day.isoformat()} for d in self.days],
         }
 
 

@@ -1,0 +1,46 @@
+"""Shared fixtures: an isolated state dir per test and the real-services switch."""
+
+from __future__ import annotations
+
+import os
+import socket
+from pathlib import Path
+
+import pytest
+
+from pipelines.config import Settings
+
+
+@pytest.fixture(autouse=True)
+def _isolated_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """No test reads a developer's personalize.toml or PERSONALIZE_* variables by accident."""
+    for name in list(os.environ):
+        if name.startswith("PERSONALIZE_") and name != "PERSONALIZE_REQUIRE_SERVICES":
+            monkeypatch.delenv(name)
+    monkeypatch.setenv("PERSONALIZE_CONFIG", str(tmp_path / "no-such-personalize.toml"))
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> Settings:
+    return Settings(home=tmp_path / "home")
+
+
+def services_required() -> bool:
+    return os.environ.get("PERSONALIZE_REQUIRE_SERVICES", "").lower() in ("1", "true", "yes")
+
+
+def require_service(name: str, host: str, port: int) -> None:
+    """Skip (or, in CI, fail) a test whose service does not answer on host:port."""
+    try:
+        with socket.create_connection((host, port), timeout=2):
+            return
+    except OSError as error:
+        reason = f"{name} is not reachable on {host}:{port} ({error})"
+    if services_required():
+        pytest.fail(f"{reason}; PERSONALIZE_REQUIRE_SERVICES=1 makes this a failure", False)
+    pytest.skip(f"{reason}; start it or run in CI with PERSONALIZE_REQUIRE_SERVICES=1")
+
+
+@pytest.fixture(name="require_service")
+def require_service_fixture():
+    return require_service
