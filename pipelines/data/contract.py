@@ -168,8 +168,10 @@ def normalize_ids(values: pd.Series) -> pd.Series:
     if pd.api.types.is_integer_dtype(values.dtype) or pd.api.types.is_bool_dtype(values.dtype):
         return values.astype("string")
     text = values.astype("string").str.strip()
-    # "123.0" arriving as text from a float-typed export
-    text = text.str.replace(r"^(-?\d+)\.0+$", r"\1", regex=True)
+    # "123.0" arriving as text from a float-typed export; the regex runs only where a dot is
+    dotted = text.str.contains(".", regex=False, na=False)
+    if dotted.any():
+        text[dotted] = text[dotted].str.replace(r"^(-?\d+)\.0+$", r"\1", regex=True)
     return text.mask(text == "")
 
 

@@ -28,10 +28,11 @@ Design choices, and why:
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
-import re
 import uuid
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date
@@ -40,6 +41,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from pandas.tseries.api import guess_datetime_format
 
 from pipelines.config import Settings
 from pipelines.data import contract, partitions
@@ -85,15 +87,20 @@ _DEFAULTABLE: dict[str, frozenset[str]] = {
     "items": frozenset(),
 }
 
-# Reject reasons are checked in this order; a row gets the first one that applies.
+# Reject reasons are checked in this order (a row gets the first that applies): missing keys,
+# timestamps, unparseable prices, unparseable quantities, negative then zero quantities,
+# non-positive prices, bad categorical values, purchases without price. Duplicate keys come last.
 _P_MISSING_ID, _P_TIMESTAMP, _P_FLOAT, _P_INT, _P_NEGATIVE, _P_ZERO, _P_RANGE, _P_VALUE = range(8)
-_P_PRICE_FOR_PURCHASE, _P_DUPLICATE = 8, 9
+_P_PRICE_FOR_PURCHASE = 8
 
 _HASH_KEYS = ("personalize-imp1", "personalize-imp2")  # 16 bytes each, fixed: ids are stable
 
 
-class ImportProblem(Exception):  # noqa: N818 - the CLI maps it to exit code 2 (usage problem)
-    """The import cannot start: bad mapping, unknown table/field, unreadable file, ..."""
+class ImportProblem(Exception):
+    """The import cannot start: bad mapping, unknown table/field, unreadable file, ...
+
+    A usage problem, not a data problem: the CLI reports it with exit code 2.
+    """
 
 
 @dataclass
@@ -143,9 +150,7 @@ def parse_mapping(pairs: list[str], table: str | None = None) -> dict[str, str]:
                 f"--map {pair!r}: expected CONTRACT_FIELD=SOURCE_COLUMN, e.g. user_id=customer"
             )
         if target in mapping:
-            raise ImportProblem(
-                f"--map {target}= given twice ({mapping[target]!r} and {source!r})"
-            )
+            raise ImportProblem(f"--map {target}= given twice ({mapping[target]!r} and {source!r})")
         mapping[target] = source
     if table is not None:
         _check_targets(mapping, _spec(table))
@@ -207,7 +212,9 @@ def _read(path: Path) -> pd.DataFrame:
                 skipinitialspace=True,
             )
     except UnicodeDecodeError as exc:
-        raise ImportProblem(f"{path.name}: not UTF-8 text ({exc.reason}); re-save as UTF-8") from exc
+        raise ImportProblem(
+            f"{path.name}: not UTF-8 text ({exc.reason}); re-save as UTF-8"
+        ) from exc
     except (OSError, ValueError) as exc:  # pandas/pyarrow parse errors are ValueErrors
         raise ImportProblem(f"{path.name}: cannot read the file: {exc}") from exc
     frame.columns = [str(c).strip() for c in frame.columns]
@@ -278,53 +285,83 @@ def _parse_timestamps(values: pd.Series) -> pd.Series:
     """Any common timestamp spelling as ``datetime64[us, UTC]``; NaT where it cannot be parsed.
 
     Naive values are taken as UTC. Numbers (or digit strings) are epoch seconds, millis, micros or
-    nanos by magnitude. Text is tried as ISO 8601 first (fast, vectorised) and only the rest goes
-    through pandas' per-value "mixed" parser. ``05/03/2024`` is read month first unless the
-    column has a value such as ``25/03/2024`` that only makes sense day first.
+    nanos by magnitude. Text is tried as ISO 8601 first (vectorised), then under formats guessed
+    from the values (vectorised per format), and only what is left goes through pandas' slow
+    per-value "mixed" parser. ``05/03/2024`` is read month first unless the column has a value
+    such as ``25/03/2024`` that only makes sense day first.
     """
     if isinstance(values.dtype, pd.DatetimeTZDtype):
         return values.dt.tz_convert("UTC").dt.as_unit("us")
     if pd.api.types.is_datetime64_dtype(values.dtype):
         return values.dt.tz_localize("UTC").dt.as_unit("us")
-    result = pd.Series(pd.NaT, index=values.index, dtype="datetime64[ns, UTC]")
     if pd.api.types.is_numeric_dtype(values.dtype) and not pd.api.types.is_bool_dtype(values):
-        result = _from_epoch(values.astype("float64"), result)
-        return result.dt.as_unit("us")
+        return _from_epoch(values.astype("float64")).dt.as_unit("us")
+    result = pd.Series(pd.NaT, index=values.index, dtype="datetime64[ns, UTC]")
     text = _text(values)
     epoch = text.str.fullmatch(r"-?\d{9,19}(\.\d+)?", na=False)
     if epoch.any():
-        result = _from_epoch(pd.to_numeric(text[epoch].astype(object)), result)
+        result[epoch] = _from_epoch(pd.to_numeric(text[epoch].astype(object)).astype("float64"))
     rest = text.notna() & ~epoch
     if rest.any():
         result[rest] = pd.to_datetime(
             text[rest].astype(object), format="ISO8601", utc=True, errors="coerce"
         )
-        left = rest & result.isna()
-        if left.any():
-            result[left] = pd.to_datetime(
-                text[left].astype(object),
-                format="mixed",
-                utc=True,
-                errors="coerce",
-                dayfirst=_looks_day_first(text[left]),
-            )
+    left = rest & result.isna()
+    if left.any():
+        # Only d/m/y-looking values may be read day first: dateutil would read 2024/03/05 as
+        # 3 May when asked for day first.
+        dmy = left & text.str.match(_DMY, na=False)
+        day_first = _looks_day_first(text[dmy])
+        for part, first in ((dmy, day_first), (left & ~dmy, False)):
+            if part.any():
+                result[part] = _parse_by_guessed_formats(text[part], day_first=first)
     return result.dt.as_unit("us")
 
 
-def _from_epoch(numbers: pd.Series, into: pd.Series) -> pd.Series:
-    """Epoch numbers into ``into``; the unit follows the magnitude (10 digits = seconds, ...)."""
-    into = into.copy()
+_DMY = r"^\s*(\d{1,2})[/.-](\d{1,2})[/.-]\d{2,4}"
+
+
+def _parse_by_guessed_formats(text: pd.Series, day_first: bool) -> pd.Series:
+    """Parse under the format of the first unparsed value, a few times, then value by value.
+
+    Exports use one or two formats per column, so this is nearly always vectorised.
+    """
+    result = pd.Series(pd.NaT, index=text.index, dtype="datetime64[ns, UTC]")
+    todo = text.notna()
+    for _ in range(5):
+        if not todo.any():
+            break
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)  # "dayfirst" advice; handled above
+            fmt = guess_datetime_format(text[todo].iloc[0], dayfirst=day_first)
+        if fmt is None:
+            break
+        parsed = pd.to_datetime(text[todo].astype(object), format=fmt, utc=True, errors="coerce")
+        if parsed.isna().all():
+            break
+        result[todo] = parsed
+        todo &= result.isna()
+    if todo.any():
+        result[todo] = pd.to_datetime(
+            text[todo].astype(object), format="mixed", dayfirst=day_first, utc=True, errors="coerce"
+        )
+    return result
+
+
+def _from_epoch(numbers: pd.Series) -> pd.Series:
+    """Epoch numbers as UTC timestamps; the unit follows the magnitude (10 digits = seconds...)."""
+    result = pd.Series(pd.NaT, index=numbers.index, dtype="datetime64[ns, UTC]")
     magnitude = numbers.abs()
     bounds = [("s", 0, 1e11), ("ms", 1e11, 1e14), ("us", 1e14, 1e17), ("ns", 1e17, np.inf)]
     for unit, low, high in bounds:
         part = numbers.notna() & (magnitude >= low) & (magnitude < high)
         if part.any():
-            into[part] = pd.to_datetime(numbers[part], unit=unit, utc=True, errors="coerce")
-    return into
+            result[part] = pd.to_datetime(numbers[part], unit=unit, utc=True, errors="coerce")
+    return result
 
 
 def _looks_day_first(text: pd.Series) -> bool:
-    parts = text.str.extract(r"^\s*(\d{1,2})[/.-](\d{1,2})[/.-]\d{2,4}")
+    parts = text.str.extract(_DMY)
     first = pd.to_numeric(parts[0], errors="coerce")
     second = pd.to_numeric(parts[1], errors="coerce")
     return bool((first > 12).any() and not (second > 12).any())
@@ -338,7 +375,8 @@ def _parse_numbers(values: pd.Series) -> tuple[pd.Series, pd.Series]:
     """
     if pd.api.types.is_numeric_dtype(values.dtype) and not pd.api.types.is_bool_dtype(values):
         numbers = values.astype("float64")
-        return numbers, values.notna() & ~np.isfinite(numbers)
+        bad = values.notna() & ~np.isfinite(numbers)
+        return numbers.where(~bad), bad
     text = _text(values)
     numbers = pd.to_numeric(text.astype(object), errors="coerce").astype("float64")
     messy = numbers.isna() & text.notna()
@@ -353,7 +391,7 @@ def _parse_numbers(values: pd.Series) -> tuple[pd.Series, pd.Series]:
             decimal_comma, cleaned.str.replace(".", "", regex=False).str.replace(",", ".")
         ).str.replace(",", "", regex=False)
         numbers[messy] = pd.to_numeric(cleaned.astype(object), errors="coerce")
-    bad = text.notna() & ~np.isfinite(numbers.fillna(np.inf).where(text.notna(), 0.0))
+    bad = text.notna() & ~np.isfinite(numbers.fillna(np.inf))  # present but no finite number
     return numbers.where(~bad), bad
 
 
@@ -387,12 +425,11 @@ def _row_ids(text: pd.DataFrame) -> pd.Series:
     keyed = text.assign(**{"\x1fordinal": ordinal.astype("int64")})
     high = pd.util.hash_pandas_object(keyed, index=False, hash_key=_HASH_KEYS[0]).to_numpy()
     low = pd.util.hash_pandas_object(keyed, index=False, hash_key=_HASH_KEYS[1]).to_numpy()
-    raw = np.concatenate(
-        [high.astype(">u8").view(np.uint8).reshape(-1, 8), low.astype(">u8").view(np.uint8)
-         .reshape(-1, 8)[:, : EVENT_ID_HEX_CHARS // 2 - 8]],
-        axis=1,
-    )  # fmt: skip
-    hexes = np.array([raw.tobytes().hex()]).view(f"<U{EVENT_ID_HEX_CHARS}")
+    high_bytes = high.astype(">u8").view(np.uint8).reshape(-1, 8)
+    low_bytes = low.astype(">u8").view(np.uint8).reshape(-1, 8)[:, : EVENT_ID_HEX_CHARS // 2 - 8]
+    digest = np.ascontiguousarray(np.concatenate([high_bytes, low_bytes], axis=1))
+    # one hex string for all rows, cut into fixed-width ids: no per-row Python
+    hexes = np.array([digest.tobytes().hex()]).view(f"<U{EVENT_ID_HEX_CHARS}")
     return pd.Series(np.char.add(EVENT_ID_PREFIX, hexes), index=text.index, dtype="string")
 
 
@@ -439,7 +476,9 @@ def _convert(
             present = _text(shown).notna()
             if not column.nullable or name == spec.timestamp:
                 checks.append(_Check(_P_TIMESTAMP, f"missing {name}", ~present))
-            checks.append(_Check(_P_TIMESTAMP, f"unparseable {name}", present & stamps.isna(), shown))
+            checks.append(
+                _Check(_P_TIMESTAMP, f"unparseable {name}", present & stamps.isna(), shown)
+            )
         elif column.kind in ("float", "int"):
             if values is None:
                 default = 1.0 if name == "quantity" else np.nan
@@ -451,7 +490,7 @@ def _convert(
                 checks.append(_Check(_P_FLOAT, f"unparseable {name}", bad, shown))
                 if not column.nullable:
                     checks.append(_Check(_P_FLOAT, f"missing {name}", numbers.isna() & ~bad))
-                if column.min_value is not None and column.min_value == 0 and column.exclusive_min:
+                if column.min_value == 0 and column.exclusive_min:
                     checks.append(_Check(_P_RANGE, f"non-positive {name}", numbers <= 0))
                 continue
             whole = numbers.isna() | (numbers == np.floor(numbers))
@@ -481,8 +520,8 @@ def _convert(
                 strings = _normalize_event_types(values)
             elif name == "country":
                 strings = strings.str.upper()
-            elif column.allowed is not None:
-                strings = strings.str.lower() if name == "device" else strings
+            elif name == "device":
+                strings = strings.str.lower()
             out[name] = strings
             given = _text(values).notna()
             if not column.nullable:
@@ -505,9 +544,7 @@ def _nulls(raw: pd.DataFrame, dtype: str) -> pd.Series:
     return pd.Series(pd.NA, index=raw.index, dtype=dtype)
 
 
-def _reasons(
-    checks: list[_Check], keys: pd.Series, key_name: str
-) -> tuple[pd.Series, pd.Series]:
+def _reasons(checks: list[_Check], keys: pd.Series, key_name: str) -> tuple[pd.Series, pd.Series]:
     """Per row the first failing check: its kind (for counts) and its full text (for the file)."""
     kind = pd.Series(pd.NA, index=keys.index, dtype="string")
     full = pd.Series(pd.NA, index=keys.index, dtype="string")
@@ -570,10 +607,8 @@ def _remove_stale(root: Path, spec: contract.Table, file_name: str, keep: set[da
         if day in keep or not stale.exists():
             continue
         stale.unlink()
-        try:
-            directory.rmdir()  # only if now empty; an empty day would look like a landed day
-        except OSError:
-            pass
+        with contextlib.suppress(OSError):  # only if now empty: an empty day looks landed
+            directory.rmdir()
 
 
 def _write_rejects(
@@ -602,7 +637,7 @@ def import_file(
     event_type: str | None = None,
     progress: Callable[[int], None] | None = None,
 ) -> ImportReport:
-    """Convert ``path`` into ``table`` per ``mapping`` (contract field -> source column) and land it.
+    """Convert ``path`` into ``table`` per ``mapping`` (contract field -> source column); land it.
 
     Contract fields not mapped are taken from a column of the same name when the file has one.
     ``event_type`` sets a constant event type (order lines are all purchases). ``progress`` is
@@ -642,9 +677,9 @@ def import_file(
         used = set(sources.values())
         for extra in raw.columns:
             if extra not in used and extra not in spec.column_names:
-                out[extra] = raw[extra].astype("string") if raw[extra].dtype == object else raw[
-                    extra
-                ]
+                values = raw[extra]
+                # CSV text stays text, even an all-blank column (else Arrow would type it null)
+                out[extra] = values.astype("string") if values.dtype == object else values
 
     good = out[accepted]
     if "quantity" in good.columns:
@@ -656,7 +691,7 @@ def import_file(
     written: list[Path] = []
     if len(good):  # an all-rejected import leaves landing as it was
         written = _write_days(good, spec, root, file_name, progress)
-        _remove_stale(root, spec, file_name, {Path(p).name for p in written} and _days(written))
+        _remove_stale(root, spec, file_name, _days(written))
 
     rejects_target = settings.rejects_dir / f"{spec.name}-{_stem(path)}-{digest}.csv"
     rejects_file = _write_rejects(text, kind, full, rejects_target)

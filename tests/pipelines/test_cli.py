@@ -81,3 +81,88 @@ def test_config_shows_where_things_live(tmp_path: Path) -> None:
     described = json.loads(result.output)
     assert described["profile"] == "local"
     assert described["home"] == str(tmp_path.resolve())
+
+
+ORDER_LINES = """customer,sku,ordered_at,qty,unit_price
+123.0,5001.0,2026-02-01T10:00:00Z,1,9.99
+124.0,5002.0,2026-02-01 11:30:00,2,$19.50
+,5003.0,2026-02-02 09:00:00,1,5.00
+125.0,5001.0,not a time,1,9.99
+126.0,5004.0,2026-02-02 12:00:00,-1,9.99
+"""
+ORDER_MAP = [
+    "--map",
+    "user_id=customer",
+    "--map",
+    "item_id=sku",
+    "--map",
+    "event_ts=ordered_at",
+    "--map",
+    "quantity=qty",
+    "--map",
+    "price=unit_price",
+]
+
+
+def test_import_order_lines_reports_counts_and_rejects(tmp_path: Path) -> None:
+    source = tmp_path / "orders.csv"
+    source.write_text(ORDER_LINES)
+    result = invoke(
+        "--home",
+        str(tmp_path / "h"),
+        "import",
+        str(source),
+        "--table",
+        "events",
+        "--event-type",
+        "purchase",
+        *ORDER_MAP,
+        "--json",
+    )
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.output)
+    assert report["rows_read"] == 5 and report["rows_written"] == 2
+    assert report["rows_read"] == report["rows_written"] + sum(report["rejected"].values())
+    assert (tmp_path / "h/landing/events/date=2026-02-01").is_dir()
+
+
+def test_import_with_a_missing_column_exits_2_listing_the_columns(tmp_path: Path) -> None:
+    source = tmp_path / "orders.csv"
+    source.write_text(ORDER_LINES)
+    result = invoke(
+        "--home",
+        str(tmp_path / "h"),
+        "import",
+        str(source),
+        "--event-type",
+        "purchase",
+        "--map",
+        "user_id=client",
+        "--map",
+        "item_id=sku",
+        "--map",
+        "event_ts=ordered_at",
+    )
+    assert result.exit_code == 2
+    assert "customer, sku, ordered_at, qty, unit_price" in result.output.replace("\n", " ")
+
+
+def test_import_where_no_row_converts_exits_1(tmp_path: Path) -> None:
+    source = tmp_path / "orders.csv"
+    source.write_text("customer,sku,ordered_at\n1,2,never\n3,4,soon\n")
+    result = invoke(
+        "--home",
+        str(tmp_path / "h"),
+        "import",
+        str(source),
+        "--event-type",
+        "purchase",
+        "--map",
+        "user_id=customer",
+        "--map",
+        "item_id=sku",
+        "--map",
+        "event_ts=ordered_at",
+    )
+    assert result.exit_code == 1
+    assert "no row could be converted" in result.output
