@@ -253,6 +253,83 @@ def import_(
         raise typer.Exit(EXIT_DATA)
 
 
+@app.command()
+def validate(
+    ctx: typer.Context,
+    path: Annotated[Path, typer.Argument(help="A parquet file or a date=YYYY-MM-DD partition dir.")],
+    table: Annotated[str, typer.Option(help="Contract table: events, users or items.")] = "events",
+    date_: Annotated[
+        str | None,
+        typer.Option(
+            "--date",
+            help="Data day of the batch (default: date= in the path, else its most common day).",
+        ),
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the outcome as JSON.")] = False,
+) -> None:
+    """Run a table's GX suite on a file, outside Airflow; nothing is loaded or moved.
+
+    Prints one line per expectation, failures first. Checks that need history (volume band,
+    ids of other days, unknown ids) say *skipped* while the state dir has no curated data.
+    Exits 1 when any check fails.
+    """
+    from pipelines.data import contract
+    from pipelines.validation.ingest import validate_path
+
+    settings = _settings(ctx)
+    if table not in contract.TABLES:
+        raise _usage_error(f"--table {table!r}: expected one of {', '.join(contract.TABLES)}")
+    if not path.exists():
+        raise _usage_error(f"{path}: no such file or directory")
+    day = _parse_day(date_, "--date") if date_ else None
+    with err_console.status(f"validating {path} against the {table} suite"):
+        try:
+            outcome = validate_path(settings, path, table, day)
+        except FileNotFoundError as missing:
+            raise _usage_error(str(missing)) from None
+    if as_json:
+        console.print_json(json.dumps(outcome.to_dict(), default=str))
+    else:
+        for line in outcome.lines():
+            style = "red" if line.startswith("FAIL") else "yellow" if line.startswith("SKIP") else ""
+            console.print(line, style=style, markup=False, highlight=False)
+        console.print(outcome.summary(), style="bold", markup=False, highlight=False)
+        if outcome.data_docs_page:
+            console.print(f"Data Docs: {outcome.data_docs_page}", markup=False)
+    if not outcome.success:
+        raise typer.Exit(EXIT_DATA)
+
+
+@app.command("release-quarantine")
+def release_quarantine(
+    ctx: typer.Context,
+    table: Annotated[str, typer.Argument(help="events, users or items.")],
+    day: Annotated[str, typer.Argument(help="Data day of the quarantined batch, YYYY-MM-DD.")],
+    follow: Annotated[
+        bool, typer.Option("--follow", help="Also run what the reloaded day sets off.")
+    ] = False,
+) -> None:
+    """Re-validate a fixed quarantined batch and load it: it goes back to landing and the
+    ingest DAG runs for its day. If it fails again it is quarantined again (history is kept)."""
+    from pipelines.data import contract
+    from pipelines.validation.ingest import NothingToRelease
+    from pipelines.validation.ingest import release_quarantine as release
+
+    settings = _settings(ctx)
+    if table not in contract.TABLES:
+        raise _usage_error(f"{table!r}: expected one of {', '.join(contract.TABLES)}")
+    data_day = _parse_day(day, "DATE")
+    try:
+        landing = release(settings, table, data_day)
+    except NothingToRelease as nothing:
+        err_console.print(f"[bold red]nothing released:[/] {nothing}")
+        raise typer.Exit(EXIT_DATA) from None
+    console.print(f"released to {landing}; re-validating with the ingest DAG")
+    records = _run_dags(settings, "ingest", [data_day], follow=follow)
+    if any(r.state != "success" for r in records):
+        raise typer.Exit(EXIT_DATA)
+
+
 def _parse_day(text: str, option: str) -> date:
     try:
         return date.fromisoformat(text)

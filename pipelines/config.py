@@ -46,6 +46,17 @@ class Settings(BaseSettings):
         False, description="Treat unreachable PostgreSQL/Redis as a failure instead of a skip."
     )
 
+    # orchestration
+    dags_start: str = Field(
+        "2026-01-01", description="First data day the daily DAGs cover (their UTC start_date)."
+    )
+    task_retries: int = Field(2, description="Retries of a failed task (not of a bad batch).")
+    retry_delay_seconds: float = Field(60.0, description="Wait before a task's retry.")
+    sensor_timeout_seconds: float = Field(
+        60.0, description="How long ingest waits for the day's events batch before failing."
+    )
+    sensor_poke_seconds: float = Field(5.0, description="How often ingest looks for the batch.")
+
     # prod services; the local profile ignores them
     postgres_dsn: str = Field(
         "postgresql://postgres@127.0.0.1:5432",

@@ -69,7 +69,12 @@ class PartitionWriter:
         if exc_type is not None:
             shutil.rmtree(self.staging, ignore_errors=True)
             return
-        replace_dir(self.staging, self.target)
+        try:
+            replace_dir(self.staging, self.target)
+        except BaseException:
+            # a crash between staging and publishing leaves neither half a partition nor litter
+            shutil.rmtree(self.staging, ignore_errors=True)
+            raise
 
 
 def replace_dir(staging: Path, target: Path) -> None:
@@ -78,7 +83,12 @@ def replace_dir(staging: Path, target: Path) -> None:
     if target.exists():
         old = target.parent / f".{target.name}.old-{uuid.uuid4().hex[:8]}"
         os.replace(target, old)
-    os.replace(staging, target)
+    try:
+        os.replace(staging, target)
+    except BaseException:
+        if old is not None:
+            os.replace(old, target)
+        raise
     if old is not None:
         shutil.rmtree(old)
 

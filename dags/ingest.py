@@ -1,0 +1,100 @@
+"""
+### ingest — the validation gate of the platform
+
+Daily, one run per data day (catchup for backfills). Waits for the day's **events** batch in
+`landing/events/date=D/` (users and items batches are optional), validates **users**, **items**
+and **events** with their Great Expectations suites (`expectations/*.json`), then for each table:
+
+* **valid**: the batch is written to `curated/<table>/date=D/` atomically with `_validation.json`
+  (GX run id, suite version, statistics);
+* **invalid**: the whole batch moves to `quarantine/<table>/date=D/<attempt>/` with `reason.json`
+  and a Data Docs page, an alert is written, and the task fails with a one-line summary. Fix the
+  batch, then `personalize release-quarantine TABLE D`.
+
+When all three tables are curated, the `curated` asset is updated with `extra={"day": D}` and the
+features DAG runs. Re-running a day is idempotent.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from airflow.sdk import CronDataIntervalTimetable, dag, task
+from assets import CURATED
+
+from pipelines.config import get_settings
+
+SETTINGS = get_settings()
+
+
+def _validate(table: str, context: dict) -> dict:
+    """Validate and load one table; a bad batch fails the task without retries."""
+    from airflow.sdk.exceptions import AirflowFailException
+
+    from pipelines.validation.ingest import BatchMissing, BatchQuarantined, ingest_for_run
+
+    try:
+        return ingest_for_run(table, context)
+    except (BatchQuarantined, BatchMissing) as bad_batch:
+        raise AirflowFailException(str(bad_batch)) from None
+
+
+@dag(
+    dag_id="ingest",
+    schedule=CronDataIntervalTimetable("@daily", timezone="UTC"),
+    start_date=datetime.fromisoformat(SETTINGS.dags_start).replace(tzinfo=UTC),
+    catchup=True,
+    max_active_runs=1,
+    tags=["personalize", "ingest", "data-quality"],
+    default_args={
+        "owner": "personalize",
+        "retries": SETTINGS.task_retries,
+        "retry_delay": timedelta(seconds=SETTINGS.retry_delay_seconds),
+    },
+    doc_md=__doc__,
+)
+def ingest() -> None:
+    @task.sensor(
+        poke_interval=SETTINGS.sensor_poke_seconds,
+        timeout=SETTINGS.sensor_timeout_seconds,
+        mode="poke",
+    )
+    def wait_for_events(**context: object) -> bool:
+        from airflow.sdk.exceptions import AirflowFailException
+
+        from pipelines.validation.ingest import BatchMissing, events_landed_for_run
+
+        try:
+            return events_landed_for_run(context)
+        except BatchMissing as missing:
+            raise AirflowFailException(str(missing)) from None
+
+    @task
+    def validate_users(**context: object) -> dict:
+        return _validate("users", context)
+
+    @task
+    def validate_items(**context: object) -> dict:
+        return _validate("items", context)
+
+    @task(trigger_rule="all_done")
+    def validate_events(**context: object) -> dict:
+        return _validate("events", context)
+
+    @task(outlets=[CURATED])
+    def announce_curated(loaded: list[dict], **context: object) -> dict:
+        from pipelines.validation.announce import curated_event_extra
+
+        extra = curated_event_extra(loaded)
+        context["outlet_events"][CURATED].extra = extra
+        return extra
+
+    landed = wait_for_events()
+    references = [validate_users(), validate_items()]
+    landed >> references
+    events = validate_events()
+    references >> events
+    announce_curated([*references, events])
+
+
+ingest()

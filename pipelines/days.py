@@ -1,0 +1,57 @@
+"""A *day* is the unit everywhere: one helper tells every DAG task which data day it works on.
+
+The run's conf (``{"day": "YYYY-MM-DD"}``, as set by ``personalize run --date``) wins; else the
+extra of the asset event that triggered the run (``{"day": ...}``); else the run's
+``data_interval_start`` (daily DAGs use ``CronDataIntervalTimetable("@daily")``, so the run that
+covers day D starts its interval at D).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+
+
+class DayNotFound(ValueError):
+    """The run carries no day: no conf, no asset event extra and no data interval."""
+
+
+def parse_day(value: object) -> date:
+    """``"2026-01-05"``, a date or a datetime -> the date."""
+    if isinstance(value, datetime):
+        return value.date()
+    if isinstance(value, date):
+        return value
+    if isinstance(value, str):
+        return date.fromisoformat(value[:10])
+    raise DayNotFound(f"cannot read a day from {value!r}; expected YYYY-MM-DD")
+
+
+def day_from_context(context: Mapping[str, Any]) -> date:
+    """The data day of a task: conf day, else triggering asset event's day, else interval start."""
+    dag_run = context.get("dag_run")
+    conf = getattr(dag_run, "conf", None) or {}
+    if conf.get("day"):
+        return parse_day(conf["day"])
+    for events in (context.get("triggering_asset_events") or {}).values():
+        days = sorted(parse_day(e.extra["day"]) for e in events if (e.extra or {}).get("day"))
+        if days:
+            return days[-1]
+    interval_start = context.get("data_interval_start")
+    if interval_start is not None:
+        return parse_day(interval_start)
+    raise DayNotFound("the run has no conf day, no asset event day and no data interval")
+
+
+def day_range(start: date, end: date) -> Iterator[date]:
+    """Inclusive: ``--start 2026-01-01 --end 2026-01-03`` is three days."""
+    if end < start:
+        raise ValueError(f"--end {end} is before --start {start}")
+    for offset in range((end - start).days + 1):
+        yield start + timedelta(days=offset)
+
+
+def logical_date_for(day: date) -> datetime:
+    """The logical date of the daily run covering ``day``: the end of its data interval."""
+    return datetime(day.year, day.month, day.day, tzinfo=UTC) + timedelta(days=1)

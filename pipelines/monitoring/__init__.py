@@ -1,0 +1,1 @@
+"""Monitoring: drift and performance reports, alert composition and delivery."""

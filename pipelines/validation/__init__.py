@@ -1,0 +1,1 @@
+"""Validation gate: GX suites per table, curated or quarantined, Data Docs."""

@@ -1,0 +1,268 @@
+"""Running a suite with Great Expectations 1.x: the only module of the platform that imports GX.
+
+A file context under ``<home>/gx`` holds the suites, one pandas data source, a checkpoint per table
+and the Data Docs site. Validation takes a fast pass first (``BOOLEAN_ONLY``: no per-row details);
+only a batch that fails is validated again with ``SUMMARY`` results, so clean batches — nearly all
+of them — cost less than one full GX run, and failing ones get counts and samples of bad values.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from pipelines.validation.outcome import SAMPLE_SIZE, CheckResult
+from pipelines.validation.suites import SuiteFile
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+DATASOURCE = "personalize"
+FAST, DETAILED = "boolean", "summary"
+_CONTEXTS: dict[Path, Any] = {}
+
+
+@dataclass
+class GxRun:
+    results: list[CheckResult]
+    run_id: str
+    data_docs_page: str | None
+
+
+def _quiet_gx() -> None:
+    os.environ.setdefault("GX_ANALYTICS_ENABLED", "False")
+    for name in ("great_expectations", "great_expectations.core", "great_expectations.validator"):
+        logging.getLogger(name).setLevel(logging.ERROR)
+
+
+def gx_context(gx_root: Path) -> Any:
+    """The file context of a state dir, created on first use in this process."""
+    root = gx_root.resolve()
+    if root in _CONTEXTS:
+        return _CONTEXTS[root]
+    _quiet_gx()
+    import great_expectations as gx
+    from great_expectations.data_context.types.base import ProgressBarsConfig
+
+    root.mkdir(parents=True, exist_ok=True)
+    context = gx.get_context(mode="file", project_root_dir=str(root))
+    context.variables.progress_bars = ProgressBarsConfig(globally=False)
+    context.variables.save()
+    _CONTEXTS[root] = context
+    return context
+
+
+def _checkpoints(context: Any, suite_file: SuiteFile) -> dict[str, Any]:
+    """Register (idempotently) the suite, asset, validation definition and both checkpoints."""
+    import great_expectations as gx
+    from great_expectations.checkpoint import UpdateDataDocsAction
+
+    name = suite_file.name
+    suite = context.suites.add_or_update(
+        gx.ExpectationSuite(
+            name=name,
+            expectations=suite_file.expectations,
+            meta=suite_file.meta,
+        )
+    )
+    try:
+        source = context.data_sources.get(DATASOURCE)
+    except (KeyError, ValueError, gx.exceptions.DataContextError):
+        source = context.data_sources.add_pandas(DATASOURCE)
+    asset = next((a for a in source.assets if a.name == name), None) or source.add_dataframe_asset(
+        name
+    )
+    batch = next(iter(asset.batch_definitions), None) or asset.add_batch_definition_whole_dataframe(
+        "whole batch"
+    )
+    definition = context.validation_definitions.add_or_update(
+        gx.ValidationDefinition(name=name, data=batch, suite=suite)
+    )
+    return {
+        mode: context.checkpoints.add_or_update(
+            gx.Checkpoint(
+                name=f"{name}-{mode}",
+                validation_definitions=[definition],
+                actions=[UpdateDataDocsAction(name="update data docs")],
+                result_format={
+                    "result_format": "BOOLEAN_ONLY" if mode == FAST else "SUMMARY",
+                    "partial_unexpected_count": SAMPLE_SIZE,
+                },
+            )
+        )
+        for mode in (FAST, DETAILED)
+    }
+
+
+_PREPARED: dict[tuple[Path, str, str], dict[str, Any]] = {}
+
+
+def checkpoint_for(gx_root: Path, suite_file: SuiteFile, mode: str) -> Any:
+    """The checkpoint of a suite; registered once per process (and again if the file changes)."""
+    key = (gx_root.resolve(), suite_file.name, json.dumps(suite_file.data, sort_keys=True))
+    context = gx_context(gx_root)
+    if key not in _PREPARED:
+        _PREPARED[key] = _checkpoints(context, suite_file)
+    # fetched anew each run: GX decorates the in-memory suite while rendering Data Docs, and a
+    # decorated suite no longer counts as "fresh" for the next run
+    return context.checkpoints.get(_PREPARED[key][mode].name)
+
+
+def run_suite(
+    gx_root: Path,
+    suite_file: SuiteFile,
+    frame: pd.DataFrame,
+    parameters: dict[str, Any],
+    run_name: str,
+    skipped: dict[str, str],
+) -> GxRun:
+    """Validate ``frame``: a boolean pass, and a detailed pass only when something failed."""
+    from great_expectations.core.run_identifier import RunIdentifier
+
+    missing = [c for c in _columns_used(suite_file) if c not in frame.columns]
+    run = _run(gx_root, suite_file, frame, parameters, run_name, FAST)
+    results = _check_results(run, suite_file, skipped, missing)
+    if any(r.failed for r in results):
+        run = _run(gx_root, suite_file, frame, parameters, run_name, DETAILED)
+        results = _check_results(run, suite_file, skipped, missing)
+    run_id = run.run_id if isinstance(run.run_id, RunIdentifier) else None
+    identifier = next(iter(run.run_results))
+    page = _docs_page(gx_root, identifier)
+    return GxRun(
+        results=results,
+        run_id=f"{run_name}@{run_id.run_time.isoformat()}" if run_id else run_name,
+        data_docs_page=page,
+    )
+
+
+def _run(
+    gx_root: Path,
+    suite_file: SuiteFile,
+    frame: pd.DataFrame,
+    parameters: dict[str, Any],
+    run_name: str,
+    mode: str,
+) -> Any:
+    from great_expectations.core.run_identifier import RunIdentifier
+
+    checkpoint = checkpoint_for(gx_root, suite_file, mode)
+    return checkpoint.run(
+        batch_parameters={"dataframe": frame},
+        expectation_parameters=parameters,
+        run_id=RunIdentifier(run_name=run_name),
+    )
+
+
+def _docs_page(gx_root: Path, identifier: Any) -> str | None:
+    urls = gx_context(gx_root).get_docs_sites_urls(resource_identifier=identifier)
+    for site in urls:
+        url = site.get("site_url")
+        if url:
+            return url.removeprefix("file://")
+    return None
+
+
+def _columns_used(suite_file: SuiteFile) -> set[str]:
+    return {
+        e["kwargs"]["column"]
+        for e in suite_file.expectations
+        if "column" in e.get("kwargs", {}) and e["type"] != "expect_column_to_exist"
+    }
+
+
+def _check_results(
+    checkpoint_result: Any,
+    suite_file: SuiteFile,
+    skipped: dict[str, str],
+    missing_columns: list[str],
+) -> list[CheckResult]:
+    validation = next(iter(checkpoint_result.run_results.values()))
+    by_position = list(validation.results)
+    out = []
+    for expectation, result in zip(
+        suite_file.expectations, _align(suite_file, by_position), strict=True
+    ):
+        meta = expectation.get("meta", {})
+        column = expectation.get("kwargs", {}).get("column")
+        derived = meta.get("derived_column")
+        reason = None
+        if column in missing_columns and expectation["type"] != "expect_column_to_exist":
+            reason = f"column {column} is missing (see the schema check)"
+        elif derived and derived in skipped:
+            reason = skipped[derived]
+        payload = result.result or {}
+        out.append(
+            CheckResult(
+                expectation=expectation["type"],
+                check=meta["check"],
+                rule=meta["rule"],
+                column=meta.get("column"),
+                success=bool(result.success),
+                skipped=reason,
+                observed=_plain(payload.get("observed_value")),
+                unexpected_count=payload.get("unexpected_count"),
+                unexpected_percent=payload.get("unexpected_percent"),
+                sample=[_plain(v) for v in (payload.get("partial_unexpected_list") or [])][
+                    :SAMPLE_SIZE
+                ],
+            )
+        )
+    if "volume" in skipped:
+        out = [_with_note(r, skipped["volume"]) if r.check == "volume" else r for r in out]
+    return _skip_checks_of_mistyped_columns(out)
+
+
+def _skip_checks_of_mistyped_columns(results: list[CheckResult]) -> list[CheckResult]:
+    """A column of the wrong type fails its type check; its value checks then say nothing new."""
+    from dataclasses import replace
+
+    mistyped = {
+        r.column for r in results if r.expectation == "expect_column_type_to_be" and r.failed
+    }
+    return [
+        replace(r, skipped=f"column {r.column} has the wrong type (see the schema check)")
+        if r.column in mistyped and r.check != "schema" and r.failed
+        else r
+        for r in results
+    ]
+
+
+def _with_note(result: CheckResult, note: str) -> CheckResult:
+    from dataclasses import replace
+
+    return replace(result, rule=f"{result.rule} ({note})")
+
+
+def _align(suite_file: SuiteFile, results: list[Any]) -> list[Any]:
+    """GX returns results in its own order: match them back to the suite by type and meta."""
+    by_key = {_key(r.expectation_config.type, r.expectation_config.meta or {}): r for r in results}
+    ordered = []
+    for expectation in suite_file.expectations:
+        key = _key(expectation["type"], expectation.get("meta", {}))
+        if key not in by_key:
+            raise RuntimeError(f"GX returned no result for {key} of {suite_file.path}")
+        ordered.append(by_key[key])
+    return ordered
+
+
+def _key(kind: str, meta: dict[str, Any]) -> tuple[str, ...]:
+    return (kind, str(meta.get("column")), str(meta.get("rule")), str(meta.get("derived_column")))
+
+
+def _plain(value: Any) -> Any:
+    """JSON-friendly values for reason.json (timestamps as ISO strings, numpy as Python)."""
+    if value is None or isinstance(value, bool | int | float | str):
+        if isinstance(value, float) and value != value:  # NaN
+            return None
+        return value
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    if hasattr(value, "isoformat"):
+        return value.isoformat()
+    if hasattr(value, "item"):
+        return _plain(value.item())
+    return str(value)

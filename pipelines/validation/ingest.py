@@ -1,0 +1,380 @@
+"""The validation gate of ingest: a day's batch is curated whole or quarantined whole.
+
+* valid   -> ``curated/<table>/date=D/`` replaced atomically with the batch and ``_validation.json``
+             (GX run id, suite name and version, statistics: lineage for training);
+* invalid -> the landed files move to ``quarantine/<table>/date=D/<attempt>/`` with ``reason.json``
+             and the Data Docs page; an alert is written; ``BatchQuarantined`` carries one line.
+
+Every landed row ends up in exactly one of the two places, and re-running a day gives the same
+curated bytes.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from pathlib import Path
+from typing import Any
+
+from pipelines.config import Settings
+from pipelines.data import contract
+from pipelines.data.partitions import PartitionWriter, partition_dir, write_table
+from pipelines.monitoring.alerts import Alert, write_alert
+from pipelines.validation.batch import (
+    BatchUnreadable,
+    LandedBatch,
+    curated_history,
+    landed_files,
+    prepare,
+    read_batch,
+)
+from pipelines.validation.outcome import CheckResult, ValidationOutcome
+from pipelines.validation.suites import load_suite
+
+VALIDATION_FILE = "_validation.json"
+REASON_FILE = "reason.json"
+RELEASED_FILE = "released.json"
+
+
+class BatchQuarantined(Exception):
+    """A batch failed its suite and was moved to quarantine; the message is one readable line."""
+
+    def __init__(self, outcome: ValidationOutcome, quarantine_dir: Path) -> None:
+        super().__init__(f"{outcome.summary()} — quarantined: {quarantine_dir / REASON_FILE}")
+        self.outcome = outcome
+        self.quarantine_dir = quarantine_dir
+
+
+class BatchMissing(Exception):
+    """The day's events batch is not in landing."""
+
+
+@dataclass
+class IngestResult:
+    """What the DAG hands on through XCom: references and counts only."""
+
+    table: str
+    day: date
+    status: str  # loaded | absent
+    rows: int = 0
+    path: str | None = None
+    gx_run_id: str | None = None
+
+    def to_xcom(self) -> dict[str, Any]:
+        return {
+            "table": self.table,
+            "day": self.day.isoformat(),
+            "status": self.status,
+            "rows": self.rows,
+            "path": self.path,
+            "gx_run_id": self.gx_run_id,
+        }
+
+
+# ---- validation ----------------------------------------------------------------------------
+
+
+def validate_files(
+    settings: Settings, table: str, day: date, files: list[Path]
+) -> tuple[ValidationOutcome, LandedBatch | None]:
+    """Run the table's suite on ``files`` as the batch of ``day`` (batch None: unreadable)."""
+    suite = load_suite(table)
+    run_name = f"{table}-{day.isoformat()}"
+    try:
+        batch = read_batch(files, table, day)
+    except BatchUnreadable as unreadable:
+        return _unreadable_outcome(table, day, files, suite.name, suite.version, unreadable), None
+
+    from pipelines.validation.gx_runner import run_suite
+
+    volume = suite.meta.get("volume", {})
+    history = curated_history(
+        settings.curated_dir,
+        settings.landing_dir,
+        table,
+        day,
+        history_days=int(volume.get("history_days", 7)),
+    )
+    prepared = prepare(batch, history, suite.meta, suite.derived_columns)
+    gx_run = run_suite(
+        settings.state_dir / "gx",
+        suite,
+        prepared.frame,
+        prepared.parameters,
+        run_name,
+        prepared.skipped,
+    )
+    spec = contract.table(table)
+    outcome = ValidationOutcome(
+        table=table,
+        day=day,
+        rows=batch.rows,
+        results=gx_run.results,
+        files=[str(f) for f in files],
+        suite_name=suite.name,
+        suite_version=suite.version,
+        run_id=gx_run.run_id,
+        extra_columns=[c for c in batch.frame.columns if c not in spec.column_names],
+        parameters={k: _jsonable(v) for k, v in prepared.parameters.items()},
+        data_docs_page=gx_run.data_docs_page,
+    )
+    return outcome, batch
+
+
+def _unreadable_outcome(
+    table: str,
+    day: date,
+    files: list[Path],
+    suite_name: str,
+    suite_version: int | str,
+    unreadable: BatchUnreadable,
+) -> ValidationOutcome:
+    check = CheckResult(
+        expectation="readable_parquet_file",
+        check="file",
+        rule="readable parquet file",
+        column=None,
+        success=False,
+        observed=f"{unreadable.path.name}: {unreadable.problem}",
+    )
+    return ValidationOutcome(
+        table=table,
+        day=day,
+        rows=0,
+        results=[check],
+        files=[str(f) for f in files],
+        suite_name=suite_name,
+        suite_version=suite_version,
+    )
+
+
+def _jsonable(value: Any) -> Any:
+    return value.isoformat() if hasattr(value, "isoformat") else value
+
+
+# ---- curated or quarantine -----------------------------------------------------------------
+
+
+def ingest_table(settings: Settings, table: str, day: date) -> IngestResult:
+    """Validate the landed batch of ``table`` for ``day`` and load or quarantine it."""
+    files = landed_files(settings.landing_dir, table, day)
+    if not files:
+        if table == "events":
+            raise BatchMissing(missing_batch_message(settings, table, day))
+        return IngestResult(table, day, "absent")
+    outcome, batch = validate_files(settings, table, day, files)
+    if outcome.success and batch is not None:
+        target = load_curated(settings, outcome, batch)
+        return IngestResult(table, day, "loaded", batch.rows, str(target), outcome.run_id)
+    target = quarantine(settings, outcome, files)
+    raise BatchQuarantined(outcome, target)
+
+
+def load_curated(settings: Settings, outcome: ValidationOutcome, batch: LandedBatch) -> Path:
+    """Replace the curated partition with the batch and its lineage, all or nothing."""
+    target = partition_dir(settings.curated_dir, outcome.table, outcome.day)
+    data = contract.to_arrow(batch.frame, contract.table(outcome.table))
+    with PartitionWriter(target) as staged:
+        write_table(data, staged / "part-0.parquet")
+        lineage = {**outcome.to_dict(), "loaded_at": datetime.now(UTC).isoformat()}
+        (staged / VALIDATION_FILE).write_text(json.dumps(lineage, indent=2, default=str) + "\n")
+    return target
+
+
+def quarantine(settings: Settings, outcome: ValidationOutcome, files: list[Path]) -> Path:
+    """Move the whole batch out of landing, with its reason, and raise an alert."""
+    attempt = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
+    base = partition_dir(settings.quarantine_dir, outcome.table, outcome.day)
+    target = base / attempt
+    with PartitionWriter(target) as staged:
+        for path in files:
+            shutil.copy2(path, staged / path.name)
+        reason = {
+            **outcome.to_dict(),
+            "quarantined_at": datetime.now(UTC).isoformat(),
+            "landing": str(partition_dir(settings.landing_dir, outcome.table, outcome.day)),
+            "next_step": release_hint(outcome.table, outcome.day),
+        }
+        (staged / REASON_FILE).write_text(json.dumps(reason, indent=2, default=str) + "\n")
+    # the copy is complete and published: only now may the landed files go
+    for path in files:
+        path.unlink()
+    _remove_if_empty(files[0].parent if files else None)
+    write_alert(settings.alerts_file, quarantine_alert(outcome, target))
+    return target
+
+
+def quarantine_alert(outcome: ValidationOutcome, target: Path) -> Alert:
+    failures = outcome.failures
+    return Alert(
+        type="quarantine",
+        severity="critical" if outcome.table == "events" else "warning",
+        day=outcome.day,
+        table=outcome.table,
+        summary=f"Batch quarantined: {outcome.summary()}",
+        details={
+            "failures": [
+                {
+                    "column": f.column,
+                    "rule": f.rule,
+                    "observed": f.observed,
+                    "unexpected_count": f.unexpected_count,
+                    "sample": f.sample[:5],
+                }
+                for f in failures
+            ],
+            "rows": outcome.rows,
+            "reason_file": str(target / REASON_FILE),
+            "data_docs_page": outcome.data_docs_page,
+            "impact": "nothing of this batch reached curated; downstream DAGs wait for this day",
+        },
+        runbook=(
+            f"Read {target / REASON_FILE} (and the Data Docs page). Fix the files in {target} "
+            f"or have the source re-deliver them, then: {release_hint(outcome.table, outcome.day)}"
+        ),
+    )
+
+
+def release_hint(table: str, day: date) -> str:
+    return f"personalize release-quarantine {table} {day.isoformat()}"
+
+
+def _remove_if_empty(directory: Path | None) -> None:
+    if directory is not None and directory.is_dir() and not any(directory.iterdir()):
+        directory.rmdir()
+
+
+def quarantine_attempts(settings: Settings, table: str, day: date) -> list[Path]:
+    """Quarantined attempts of a table's day, oldest first."""
+    base = partition_dir(settings.quarantine_dir, table, day)
+    if not base.is_dir():
+        return []
+    return sorted(p for p in base.iterdir() if p.is_dir() and not p.name.startswith("."))
+
+
+def missing_batch_message(settings: Settings, table: str, day: date) -> str:
+    landing = partition_dir(settings.landing_dir, table, day)
+    attempts = [a for a in quarantine_attempts(settings, table, day) if _unreleased(a)]
+    if attempts:
+        return (
+            f"no {table} batch for {day} in {landing}: it was quarantined "
+            f"({attempts[-1] / REASON_FILE}); fix it and run `{release_hint(table, day)}`"
+        )
+    return (
+        f"no {table} batch for {day} in {landing}: the source has not delivered it. "
+        f"Land it there (or `personalize import`) and re-run `personalize run ingest --date {day}`"
+    )
+
+
+def _unreleased(attempt: Path) -> bool:
+    return not (attempt / RELEASED_FILE).exists()
+
+
+def batch_landed(settings: Settings, table: str, day: date) -> bool:
+    """Is there anything to validate yet? A quarantined, unreleased day fails at once instead."""
+    if landed_files(settings.landing_dir, table, day):
+        return True
+    if any(_unreleased(a) for a in quarantine_attempts(settings, table, day)):
+        raise BatchMissing(missing_batch_message(settings, table, day))
+    return False
+
+
+class NothingToRelease(Exception):
+    """No quarantined batch waits for release, or landing already holds one."""
+
+
+def release_quarantine(settings: Settings, table: str, day: date) -> Path:
+    """Put the newest quarantined attempt back into landing so ingest validates it again.
+
+    The attempt keeps its ``reason.json`` and gains ``released.json``: quarantine keeps history.
+    If the fixed batch fails again, ingest quarantines it as a new attempt.
+    """
+    contract.table(table)
+    waiting = [a for a in quarantine_attempts(settings, table, day) if _unreleased(a)]
+    if not waiting:
+        raise NothingToRelease(f"no quarantined {table} batch for {day} waits for release")
+    attempt = waiting[-1]
+    landing = partition_dir(settings.landing_dir, table, day)
+    if landed_files(settings.landing_dir, table, day):
+        raise NothingToRelease(
+            f"{landing} already holds a batch: validate that one with "
+            f"`personalize run ingest --date {day}` or remove it first"
+        )
+    files = sorted(attempt.glob("*.parquet"))
+    if not files:
+        raise NothingToRelease(f"{attempt} holds no parquet file to release")
+    with PartitionWriter(landing) as staged:
+        for path in files:
+            shutil.copy2(path, staged / path.name)
+    for path in files:
+        os.unlink(path)
+    released = {"released_at": datetime.now(UTC).isoformat(), "to": str(landing)}
+    (attempt / RELEASED_FILE).write_text(json.dumps(released, indent=2) + "\n")
+    return landing
+
+
+def ingest_for_run(table: str, context: Mapping[str, Any]) -> dict[str, Any]:
+    """The task body of ``dags/ingest.py``: the day comes from the run."""
+    from pipelines.config import get_settings
+    from pipelines.days import day_from_context
+
+    return ingest_table(get_settings(), table, day_from_context(context)).to_xcom()
+
+
+def events_landed_for_run(context: Mapping[str, Any]) -> bool:
+    from pipelines.config import get_settings
+    from pipelines.days import day_from_context
+
+    return batch_landed(get_settings(), "events", day_from_context(context))
+
+
+# ---- validating a file outside Airflow -------------------------------------------------------
+
+
+def validate_path(
+    settings: Settings, path: Path, table: str, day: date | None = None
+) -> ValidationOutcome:
+    """``personalize validate``: the same suite on any file or partition dir, nothing moved.
+
+    The day comes from ``day``, else from ``date=`` in the path, else the most common day of the
+    table's timestamp column in the file.
+    """
+    contract.table(table)
+    files = sorted(path.glob("*.parquet")) if path.is_dir() else [path]
+    if not files or not all(f.is_file() for f in files):
+        raise FileNotFoundError(f"{path}: no parquet file to validate")
+    resolved = day or day_in_path(path) or most_common_day(files, table)
+    outcome, _ = validate_files(settings, table, resolved, files)
+    return outcome
+
+
+def day_in_path(path: Path) -> date | None:
+    for part in reversed(path.resolve().parts):
+        if part.startswith("date="):
+            try:
+                return date.fromisoformat(part.removeprefix("date="))
+            except ValueError:
+                return None
+    return None
+
+
+def most_common_day(files: list[Path], table: str) -> date:
+    """The day most rows of the file fall on; today (UTC) when the file can't tell."""
+    import pandas as pd
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    column = contract.table(table).timestamp
+    try:
+        stamps = pd.concat(
+            [pq.read_table(f, columns=[column]).column(column).to_pandas() for f in files]
+        )
+    except (pa.ArrowException, OSError, KeyError):
+        # an unreadable file or missing column is what validation itself will report
+        return datetime.now(UTC).date()
+    days = pd.to_datetime(stamps, utc=True, errors="coerce").dropna().dt.date
+    return days.mode().iloc[0] if len(days) else datetime.now(UTC).date()

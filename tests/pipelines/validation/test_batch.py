@@ -1,0 +1,66 @@
+"""History-dependent checks become derived columns and parameters, computed without GX."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+
+import pandas as pd
+
+from pipelines.validation.batch import History, LandedBatch, prepare, volume_band
+
+VOLUME = {
+    "history_days": 7,
+    "min_history_days": 3,
+    "lower_ratio": 0.5,
+    "upper_ratio": 2.0,
+    "floor": 1,
+}
+DERIVED = {
+    "_event_id_in_other_days": "event_id",
+    "_user_id_known": "user_id",
+    "_item_id_known": "item_id",
+}
+
+
+def test_volume_band_is_a_floor_until_history_exists() -> None:
+    assert volume_band([], VOLUME) == (1, None, False)
+    assert volume_band([100, 120], VOLUME) == (1, None, False)
+    assert volume_band([100, 120, 80, 110], VOLUME) == (52, 211, True)
+
+
+def test_derived_columns_flag_ids_of_other_days_and_unknown_references() -> None:
+    frame = pd.DataFrame(
+        {"event_id": ["e1", "e2"], "user_id": ["u1", "u9"], "item_id": ["i1", None]}
+    )
+    history = History(
+        ids_other_days={"event_id": pd.Index(["e2"])},
+        known_ids={"user_id": pd.Index(["u1"]), "item_id": pd.Index(["i1"])},
+        daily_rows=[2, 2, 2],
+        has_earlier_days=True,
+    )
+    prepared = prepare(
+        LandedBatch("events", date(2026, 1, 5), [], frame), history, {"volume": VOLUME}, DERIVED
+    )
+    assert prepared.frame._event_id_in_other_days.tolist() == [False, True]
+    assert prepared.frame._user_id_known.tolist() == [True, False]
+    assert prepared.frame._item_id_known.tolist() == [True, True], (
+        "a null id is the not-null check's job"
+    )
+    assert prepared.skipped == {}
+    assert prepared.parameters["day_start"] == datetime(2026, 1, 5, tzinfo=UTC)
+    assert prepared.parameters["day_end"] == datetime(2026, 1, 6, tzinfo=UTC)
+    assert list(frame.columns) == ["event_id", "user_id", "item_id"], "the batch is not modified"
+
+
+def test_without_history_those_checks_are_skipped_with_a_reason() -> None:
+    frame = pd.DataFrame({"event_id": ["e1"], "user_id": ["u1"]})
+    prepared = prepare(
+        LandedBatch("events", date(2026, 1, 1), [], frame), History(), {"volume": VOLUME}, DERIVED
+    )
+    assert prepared.skipped == {
+        "_event_id_in_other_days": "no curated data of other days yet",
+        "_user_id_known": "no curated users yet",
+        "_item_id_known": "column item_id is missing",
+        "volume": "fewer than 3 curated days: floor of 1 rows only",
+    }
+    assert prepared.parameters["since"].year == 1970, "the first batch carries everyone"
