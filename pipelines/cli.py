@@ -256,7 +256,7 @@ def import_(
 @app.command()
 def validate(
     ctx: typer.Context,
-    path: Annotated[Path, typer.Argument(help="A parquet file or a date=YYYY-MM-DD partition dir.")],
+    path: Annotated[Path, typer.Argument(help="A parquet file or a date=YYYY-MM-DD dir.")],
     table: Annotated[str, typer.Option(help="Contract table: events, users or items.")] = "events",
     date_: Annotated[
         str | None,
@@ -291,7 +291,7 @@ def validate(
         console.print_json(json.dumps(outcome.to_dict(), default=str))
     else:
         for line in outcome.lines():
-            style = "red" if line.startswith("FAIL") else "yellow" if line.startswith("SKIP") else ""
+            style = {"FAIL": "red", "SKIP": "yellow"}.get(line[:4], "")
             console.print(line, style=style, markup=False, highlight=False)
         console.print(outcome.summary(), style="bold", markup=False, highlight=False)
         if outcome.data_docs_page:
@@ -328,6 +328,102 @@ def release_quarantine(
     records = _run_dags(settings, "ingest", [data_day], follow=follow)
     if any(r.state != "success" for r in records):
         raise typer.Exit(EXIT_DATA)
+
+
+@app.command()
+def run(
+    ctx: typer.Context,
+    dag_id: Annotated[str, typer.Argument(metavar="DAG", help="ingest, features, train, monitor…")],
+    date_: Annotated[
+        str | None, typer.Option("--date", help="Data day to run (default: yesterday, UTC).")
+    ] = None,
+    follow: Annotated[
+        bool,
+        typer.Option(
+            "--follow",
+            help="Also run, in order, what this run sets off (asset consumers, triggered DAGs), "
+            "as the scheduler would.",
+        ),
+    ] = False,
+) -> None:
+    """Run one DAG for one data day through Airflow (in-process `dag.test`)."""
+    from pipelines.orchestration.runner import default_day
+
+    settings = _settings(ctx)
+    day = _parse_day(date_, "--date") if date_ else default_day()
+    records = _run_dags(settings, dag_id, [day], follow=follow)
+    if any(r.state != "success" for r in records):
+        raise typer.Exit(EXIT_DATA)
+
+
+@app.command()
+def backfill(
+    ctx: typer.Context,
+    dag_id: Annotated[str, typer.Argument(metavar="DAG", help="ingest, features, train, monitor…")],
+    start: Annotated[str, typer.Option("--start", help="First data day, inclusive.")],
+    end: Annotated[str, typer.Option("--end", help="Last data day, inclusive.")],
+    follow: Annotated[
+        bool, typer.Option("--follow", help="Also run what each day's run sets off.")
+    ] = False,
+) -> None:
+    """Run one DAG for every data day from --start to --end, in order; a failed day does not
+    stop the others. Exits 1 if any day failed."""
+    from pipelines.days import day_range
+
+    settings = _settings(ctx)
+    first, last = _parse_day(start, "--start"), _parse_day(end, "--end")
+    if last < first:
+        raise _usage_error(f"--end {last} is before --start {first}")
+    records = _run_dags(settings, dag_id, list(day_range(first, last)), follow=follow)
+    failed = [r for r in records if r.state != "success"]
+    console.print(
+        f"{len(records) - len(failed)} run(s) succeeded, {len(failed)} failed"
+        + (": " + ", ".join(f"{r.dag_id} {r.day}" for r in failed) if failed else "")
+    )
+    if failed:
+        raise typer.Exit(EXIT_DATA)
+
+
+def _run_dags(settings: Settings, dag_id: str, days: list[date], *, follow: bool) -> list:
+    """Run ``dag_id`` for each day with a progress bar per day and DAG; print what happened."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
+
+    from pipelines.orchestration.runner import DagImportError, RunEvent, UnknownDag, run_dag
+
+    records = []
+    with Progress(
+        "[progress.description]{task.description}",
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=err_console,
+        transient=True,
+    ) as progress:
+        overall = progress.add_task(f"{dag_id}", total=len(days))
+
+        def show(event: RunEvent) -> None:
+            if event.kind == "started":
+                progress.update(overall, description=f"{event.dag_id} {event.day}: running")
+                return
+            mark = "[green]✓[/]" if event.state == "success" else "[red]✗[/]"
+            seconds = f" ({event.duration_s:.1f}s)" if event.duration_s else ""
+            progress.console.print(f"{mark} {event.dag_id} {event.day} {event.state}{seconds}")
+
+        for day in days:
+            try:
+                day_records = run_dag(settings, dag_id, day, follow=follow, on_event=show)
+            except (UnknownDag, DagImportError) as problem:
+                raise _usage_error(str(problem)) from None
+            records.extend(day_records)
+            progress.advance(overall)
+    for record in records:
+        for failed in record.failed_tasks:
+            console.print(f"  [red]{record.dag_id} {record.day} {failed}[/]", highlight=False)
+        if record.error:
+            console.print(f"  [red]{record.dag_id} {record.day}: {record.error}[/]")
+        for follow_up in record.follow_ups:
+            console.print(f"  [yellow]{follow_up.describe()}[/]", highlight=False)
+    return records
 
 
 def _parse_day(text: str, option: str) -> date:

@@ -194,6 +194,20 @@ class Settings(BaseSettings):
             path.mkdir(parents=True, exist_ok=True)
         return self.state_dir
 
+    def as_environment(self) -> dict[str, str]:
+        """These settings as ``PERSONALIZE_*`` variables, so a DAG file or task parsed in another
+        place (an Airflow worker, an in-process ``dag.test``) builds the same settings."""
+        env = {}
+        for name, value in self.model_dump(exclude={"require_services"}).items():
+            if value is None:
+                continue
+            if name == "home":
+                value = self.state_dir
+            env[f"PERSONALIZE_{name.upper()}"] = (
+                str(value).lower() if isinstance(value, bool) else str(value)
+            )
+        return env
+
     def describe(self) -> dict[str, str]:
         """What a person wants to see from ``personalize config``: where everything is."""
         return {

@@ -44,3 +44,11 @@ def require_service(name: str, host: str, port: int) -> None:
 @pytest.fixture(name="require_service")
 def require_service_fixture():
     return require_service
+
+
+@pytest.fixture(scope="session")
+def airflow_settings(tmp_path_factory: pytest.TempPathFactory) -> Settings:
+    """The one Airflow of this test process (Airflow binds a home per process): real dags/."""
+    from pipelines.orchestration.testing import prepare_test_airflow
+
+    return prepare_test_airflow(tmp_path_factory.mktemp("airflow"))

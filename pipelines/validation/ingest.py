@@ -101,7 +101,7 @@ def validate_files(
     )
     prepared = prepare(batch, history, suite.meta, suite.derived_columns)
     gx_run = run_suite(
-        settings.state_dir / "gx",
+        settings.state_dir,
         suite,
         prepared.frame,
         prepared.parameters,
@@ -326,10 +326,19 @@ def ingest_for_run(table: str, context: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def events_landed_for_run(context: Mapping[str, Any]) -> bool:
+    """The sensor's poke: logs where it looks, so a timeout in the log says what was missing."""
+    import logging
+
     from pipelines.config import get_settings
     from pipelines.days import day_from_context
 
-    return batch_landed(get_settings(), "events", day_from_context(context))
+    settings, day = get_settings(), day_from_context(context)
+    landed = batch_landed(settings, "events", day)
+    if not landed:
+        logging.getLogger(__name__).info(
+            "waiting for %s/*.parquet", partition_dir(settings.landing_dir, "events", day)
+        )
+    return landed
 
 
 # ---- validating a file outside Airflow -------------------------------------------------------
