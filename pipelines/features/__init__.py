@@ -1,0 +1,1 @@
+"""Features: computation (pure), the Feast store wrapper, training sets."""

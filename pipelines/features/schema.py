@@ -1,0 +1,119 @@
+"""The feature tables: one definition shared by the computation, the Feast repo and the docs.
+
+Every table has one row per *known* entity per day, stamped ``event_timestamp`` = the end of the
+day it describes (``D+1 00:00 UTC`` for day D), so a point-in-time join at a snapshot taken at the
+end of day D sees day D's features and nothing later.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+Dtype = Literal["int64", "float64", "string"]
+
+TIMESTAMP = "event_timestamp"
+WINDOWS = (1, 7, 30)
+TOP_CATEGORIES = 3
+DEVICES = ("web", "ios", "android")
+
+
+@dataclass(frozen=True)
+class FeatureColumn:
+    name: str
+    dtype: Dtype
+    description: str
+
+
+def _windowed(stem: str, dtype: Dtype, what: str) -> list[FeatureColumn]:
+    return [FeatureColumn(f"{stem}_{w}d", dtype, f"{what} in the last {w} day(s)") for w in WINDOWS]
+
+
+USER_ACTIVITY: tuple[FeatureColumn, ...] = (
+    *_windowed("views", "int64", "Product views"),
+    *_windowed("carts", "int64", "Add-to-cart events"),
+    *_windowed("purchases", "int64", "Purchase events"),
+    *_windowed("spend", "float64", "Money spent (price x quantity of purchases)"),
+    FeatureColumn("sessions_7d", "int64", "Distinct sessions in the last 7 days"),
+    FeatureColumn("sessions_30d", "int64", "Distinct sessions in the last 30 days"),
+    FeatureColumn("distinct_categories_30d", "int64", "Categories interacted with, 30 days"),
+    FeatureColumn(
+        "days_since_last_event",
+        "float64",
+        "Days from the last event to the end of the day; null if the user never acted",
+    ),
+    FeatureColumn(
+        "days_since_last_purchase",
+        "float64",
+        "Days from the last purchase to the end of the day; null if the user never bought",
+    ),
+    FeatureColumn("view_to_cart_rate_30d", "float64", "carts_30d / views_30d (0 when no views)"),
+    FeatureColumn(
+        "cart_to_purchase_rate_30d", "float64", "purchases_30d / carts_30d (0 when no carts)"
+    ),
+    FeatureColumn("avg_order_value_30d", "float64", "spend_30d / purchases_30d (0 when none)"),
+    FeatureColumn("rfm_recency", "int64", "RFM recency score 1-5 (5 = most recent), all users"),
+    FeatureColumn("rfm_frequency", "int64", "RFM frequency score 1-5 (purchases, 30 days)"),
+    FeatureColumn("rfm_monetary", "int64", "RFM monetary score 1-5 (spend, 30 days)"),
+    *(
+        FeatureColumn(f"device_share_{d}_30d", "float64", f"Share of events from {d}, 30 days")
+        for d in DEVICES
+    ),
+    *(
+        column
+        for rank in range(1, TOP_CATEGORIES + 1)
+        for column in (
+            FeatureColumn(
+                f"top_category_{rank}", "string", f"Rank-{rank} category by share of events, 30d"
+            ),
+            FeatureColumn(
+                f"top_category_{rank}_share", "float64", f"Share of events in top_category_{rank}"
+            ),
+        )
+    ),
+)
+
+ITEM_POPULARITY: tuple[FeatureColumn, ...] = (
+    *_windowed("item_views", "int64", "Views of the item"),
+    *_windowed("item_carts", "int64", "Add-to-carts of the item"),
+    *_windowed("item_purchases", "int64", "Purchases of the item"),
+    FeatureColumn("item_conversion_rate_30d", "float64", "item_purchases_30d / item_views_30d"),
+    FeatureColumn("item_price", "float64", "Latest list price"),
+    FeatureColumn("item_category", "string", "Catalogue category"),
+    FeatureColumn("item_brand", "string", "Brand"),
+    FeatureColumn("item_days_since_launch", "float64", "Days from launch to the end of the day"),
+)
+
+USER_SEGMENT: tuple[FeatureColumn, ...] = (
+    FeatureColumn("segment_id", "int64", "Customer segment (segmentation model's champion)"),
+    FeatureColumn("segment_name", "string", "Readable name of the segment"),
+)
+
+# Real-time counters pushed by serving (push source), not computed in batch.
+USER_REALTIME: tuple[FeatureColumn, ...] = (
+    FeatureColumn("rt_views_1h", "int64", "Views in the last hour (pushed by serving)"),
+    FeatureColumn("rt_carts_1h", "int64", "Add-to-carts in the last hour (pushed by serving)"),
+)
+
+
+@dataclass(frozen=True)
+class FeatureTable:
+    name: str  # feature view name and offline dataset name
+    entity: Literal["user", "item"]
+    join_key: str
+    columns: tuple[FeatureColumn, ...]
+    ttl_days: int
+
+    @property
+    def feature_names(self) -> list[str]:
+        return [c.name for c in self.columns]
+
+
+FEATURE_TABLES: dict[str, FeatureTable] = {
+    t.name: t
+    for t in (
+        FeatureTable("user_activity", "user", "user_id", USER_ACTIVITY, ttl_days=2),
+        FeatureTable("item_popularity", "item", "item_id", ITEM_POPULARITY, ttl_days=2),
+        FeatureTable("user_segment", "user", "user_id", USER_SEGMENT, ttl_days=30),
+    )
+}
