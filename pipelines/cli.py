@@ -7,6 +7,7 @@ the commands so that ``personalize --help`` stays instant.
 from __future__ import annotations
 
 import json
+import os
 from datetime import date
 from pathlib import Path
 from typing import Annotated
@@ -30,7 +31,7 @@ app = typer.Typer(
     rich_markup_mode="markdown",
     pretty_exceptions_enable=False,
 )
-console = Console()
+console = Console(soft_wrap=True)
 err_console = Console(stderr=True)
 
 
@@ -58,7 +59,13 @@ def main(
         str | None,
         typer.Option("--profile", help="local (default) or prod; env PERSONALIZE_PROFILE."),
     ] = None,
+    verbose: Annotated[
+        bool, typer.Option("--verbose", "-v", help="Show Airflow's task logs and tracebacks.")
+    ] = False,
 ) -> None:
+    if not verbose:
+        # each failed task is summarised in one line by the command itself
+        os.environ.setdefault("AIRFLOW__LOGGING__LOGGING_LEVEL", "CRITICAL")
     overrides: dict[str, object] = {}
     if home is not None:
         overrides["home"] = home
@@ -290,6 +297,11 @@ def validate(
     if as_json:
         console.print_json(json.dumps(outcome.to_dict(), default=str))
     else:
+        if outcome.extra_columns:
+            console.print(
+                f"note: extra columns are kept and reported: {', '.join(outcome.extra_columns)}",
+                markup=False,
+            )
         for line in outcome.lines():
             style = {"FAIL": "red", "SKIP": "yellow"}.get(line[:4], "")
             console.print(line, style=style, markup=False, highlight=False)
@@ -416,7 +428,10 @@ def _run_dags(settings: Settings, dag_id: str, days: list[date], *, follow: bool
                 raise _usage_error(str(problem)) from None
             records.extend(day_records)
             progress.advance(overall)
+    reporters = _day_reporters()
     for record in records:
+        for line in reporters.get(record.dag_id, lambda *_: [])(settings, record.day):
+            console.print(f"  {line}", highlight=False, markup=False)
         for failed in record.failed_tasks:
             console.print(f"  [red]{record.dag_id} {record.day} {failed}[/]", highlight=False)
         if record.error:
@@ -424,6 +439,13 @@ def _run_dags(settings: Settings, dag_id: str, days: list[date], *, follow: bool
         for follow_up in record.follow_ups:
             console.print(f"  [yellow]{follow_up.describe()}[/]", highlight=False)
     return records
+
+
+def _day_reporters() -> dict:
+    """Per DAG, what a person wants to see after its run for a day (paths to look at)."""
+    from pipelines.validation.ingest import day_report
+
+    return {"ingest": day_report}
 
 
 def _parse_day(text: str, option: str) -> date:

@@ -89,7 +89,10 @@ def airflow_environment(
         # new DAGs start paused, so starting a scheduler does not launch a catch-up storm
         "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "True",
         "AIRFLOW__DATABASE__LOAD_DEFAULT_CONNECTIONS": "False",
-        "AIRFLOW__LOGGING__LOGGING_LEVEL": "WARNING",
+        # the operator's choice wins: the CLI turns task tracebacks off (it prints one line each)
+        "AIRFLOW__LOGGING__LOGGING_LEVEL": os.environ.get(
+            "AIRFLOW__LOGGING__LOGGING_LEVEL", "WARNING"
+        ),
         "PERSONALIZE_HOME": str(settings.state_dir),
         "PERSONALIZE_PROFILE": settings.profile,
     }

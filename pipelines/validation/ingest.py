@@ -387,3 +387,29 @@ def most_common_day(files: list[Path], table: str) -> date:
         return datetime.now(UTC).date()
     days = pd.to_datetime(stamps, utc=True, errors="coerce").dropna().dt.date
     return days.mode().iloc[0] if len(days) else datetime.now(UTC).date()
+
+
+def day_report(settings: Settings, day: date) -> list[str]:
+    """Where each table of ``day`` ended up, with the Data Docs page of its validation run."""
+    lines = []
+    for table in contract.TABLE_NAMES:
+        lineage = partition_dir(settings.curated_dir, table, day) / VALIDATION_FILE
+        waiting = [a for a in quarantine_attempts(settings, table, day) if _unreleased(a)]
+        if waiting:
+            reason = json.loads((waiting[-1] / REASON_FILE).read_text())
+            lines.append(
+                f"{table} {day}: QUARANTINED — {reason['summary']}\n"
+                f"    reason: {waiting[-1] / REASON_FILE}\n"
+                f"    Data Docs: {reason.get('data_docs_page') or 'none (file unreadable)'}"
+            )
+        elif lineage.exists():
+            record = json.loads(lineage.read_text())
+            extra = record.get("extra_columns") or []
+            note = f" (extra columns kept: {', '.join(extra)})" if extra else ""
+            lines.append(
+                f"{table} {day}: curated {record['rows']:,} rows{note}\n"
+                f"    Data Docs: {record.get('data_docs_page')}"
+            )
+        else:
+            lines.append(f"{table} {day}: no batch")
+    return lines
