@@ -430,6 +430,8 @@ def _run_dags(settings: Settings, dag_id: str, days: list[date], *, follow: bool
             progress.advance(overall)
     reporters = _day_reporters()
     for record in records:
+        if len(days) > 1 and record.state == "success":
+            continue  # a long backfill lists only the days that need a look
         for line in reporters.get(record.dag_id, lambda *_: [])(settings, record.day):
             console.print(f"  {line}", highlight=False, markup=False)
         for failed in record.failed_tasks:
