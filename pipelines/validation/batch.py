@@ -201,8 +201,8 @@ def prepare(
     min_rows, max_rows, band = volume_band(history.daily_rows, volume)
     if not band:
         skipped["volume"] = (
-            f"fewer than {volume.get('min_history_days', 3)} curated days: floor of "
-            f"{min_rows} rows only"
+            f"fewer than {volume.get('min_history_days', 3)} curated days for a band; "
+            f"only the floor of {min_rows} rows is checked"
         )
     first_batch = not history.has_earlier_days
     parameters = {

@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import logging
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -247,14 +247,22 @@ def _check_results(
             )
         )
     if "volume" in skipped:
-        out = [_with_note(r, skipped["volume"]) if r.check == "volume" else r for r in out]
+        # without history the band cannot be judged; the floor still is, and can still fail
+        out = [
+            (
+                _with_note(r, skipped["volume"])
+                if r.failed
+                else replace(r, skipped=skipped["volume"])
+            )
+            if r.check == "volume"
+            else r
+            for r in out
+        ]
     return _skip_checks_of_mistyped_columns(out)
 
 
 def _skip_checks_of_mistyped_columns(results: list[CheckResult]) -> list[CheckResult]:
     """A column of the wrong type fails its type check; its value checks then say nothing new."""
-    from dataclasses import replace
-
     mistyped = {
         r.column for r in results if r.expectation == "expect_column_type_to_be" and r.failed
     }
@@ -267,8 +275,6 @@ def _skip_checks_of_mistyped_columns(results: list[CheckResult]) -> list[CheckRe
 
 
 def _with_note(result: CheckResult, note: str) -> CheckResult:
-    from dataclasses import replace
-
     return replace(result, rule=f"{result.rule} ({note})")
 
 

@@ -61,6 +61,6 @@ def test_without_history_those_checks_are_skipped_with_a_reason() -> None:
         "_event_id_in_other_days": "no curated data of other days yet",
         "_user_id_known": "no curated users yet",
         "_item_id_known": "column item_id is missing",
-        "volume": "fewer than 3 curated days: floor of 1 rows only",
+        "volume": "fewer than 3 curated days for a band; only the floor of 1 rows is checked",
     }
     assert prepared.parameters["since"].year == 1970, "the first batch carries everyone"
