@@ -52,6 +52,11 @@ def day_range(start: date, end: date) -> Iterator[date]:
         yield start + timedelta(days=offset)
 
 
+def end_of_day(day: date) -> datetime:
+    """``D+1 00:00 UTC``: where day D's data interval ends and what its features are stamped."""
+    return datetime(day.year, day.month, day.day, tzinfo=UTC) + timedelta(days=1)
+
+
 def logical_date_for(day: date) -> datetime:
     """The logical date of the daily run covering ``day``: the end of its data interval."""
-    return datetime(day.year, day.month, day.day, tzinfo=UTC) + timedelta(days=1)
+    return end_of_day(day)
