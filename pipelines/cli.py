@@ -443,11 +443,56 @@ def _run_dags(settings: Settings, dag_id: str, days: list[date], *, follow: bool
     return records
 
 
+features_app = typer.Typer(help="Look at the feature store.", no_args_is_help=True)
+app.add_typer(features_app, name="features")
+
+
+@features_app.command("show")
+def features_show(
+    ctx: typer.Context,
+    user_id: Annotated[str, typer.Argument(help="The user whose online features to print.")],
+    service: Annotated[
+        str, typer.Option(help="Feature service: propensity_v1 or recommender_v1.")
+    ] = "propensity_v1",
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """Print a user's features as the online store serves them right now."""
+    from pipelines.features.online import online_features
+
+    settings = _settings(ctx)
+    frame = online_features(settings, [user_id], service)
+    values = {k: _plain(v) for k, v in frame.iloc[0].items()}
+    if as_json:
+        console.print_json(json.dumps(values, default=str))
+        return
+    known = [v for k, v in values.items() if k != "user_id" and v is not None]
+    table = Table(title=f"{service} for user {user_id}", show_header=False)
+    for key, value in values.items():
+        table.add_row(key, "—" if value is None else str(value))
+    console.print(table)
+    if not known:
+        err_console.print(
+            f"no online features for {user_id}: unknown user, or features not materialized yet "
+            "(`personalize run features --date D`)."
+        )
+        raise typer.Exit(EXIT_DATA)
+
+
+def _plain(value: object) -> object:
+    """Numpy/pandas scalars as plain Python; NaN as None."""
+    if hasattr(value, "item"):
+        value = value.item()
+    if isinstance(value, float) and value != value:
+        return None
+    return value
+
+
 def _day_reporters() -> dict:
     """Per DAG, what a person wants to see after its run for a day (paths to look at)."""
-    from pipelines.validation.ingest import day_report
+    from pipelines.features.pipeline import day_report as features_report
+    from pipelines.validation.ingest import day_report as ingest_report
 
-    return {"ingest": day_report}
+    return {"ingest": ingest_report, "features": features_report}
 
 
 def _parse_day(text: str, option: str) -> date:

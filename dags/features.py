@@ -1,0 +1,72 @@
+"""
+### features — daily customer and item features into Feast
+
+Runs when ingest updates the `curated` asset (the event carries the day it loaded), or for an
+explicit day with `personalize run features --date D` / `personalize backfill features ...`.
+
+1. **compute** the day's features from the 30 curated days ending at D (recency/frequency/monetary,
+   engagement windows, category affinity, item popularity) and write the offline partitions
+   `feast/offline/<view>/date=D/` atomically;
+2. **apply** the Feast repo (`feature_repo/`, idempotent);
+3. **materialize** only the interval of D (with a one-day overlap for late data) into the online
+   store — never overwriting newer values already online;
+4. update the `features` asset with `extra={"day": D}` for training and monitoring.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from airflow.sdk import dag, task
+from assets import CURATED, FEATURES
+
+from pipelines.config import get_settings
+
+SETTINGS = get_settings()
+
+
+@dag(
+    dag_id="features",
+    schedule=[CURATED],
+    start_date=datetime.fromisoformat(SETTINGS.dags_start).replace(tzinfo=UTC),
+    catchup=False,
+    max_active_runs=1,
+    tags=["personalize", "features", "feast"],
+    default_args={
+        "owner": "personalize",
+        "retries": SETTINGS.task_retries,
+        "retry_delay": timedelta(seconds=SETTINGS.retry_delay_seconds),
+    },
+    doc_md=__doc__,
+)
+def features() -> None:
+    @task
+    def compute(**context: object) -> dict:
+        from pipelines.features.pipeline import compute_for_run
+
+        return compute_for_run(context)
+
+    @task
+    def apply_repo() -> None:
+        from pipelines.features.pipeline import apply_for_run
+
+        apply_for_run()
+
+    @task
+    def materialize(**context: object) -> dict:
+        from pipelines.features.pipeline import materialize_for_run
+
+        return materialize_for_run(context)
+
+    @task(outlets=[FEATURES])
+    def announce_features(**context: object) -> dict:
+        from pipelines.features.pipeline import features_event_extra
+
+        extra = features_event_extra(context)
+        context["outlet_events"][FEATURES].extra = extra
+        return extra
+
+    [compute(), apply_repo()] >> materialize() >> announce_features()
+
+
+features()
