@@ -6,6 +6,7 @@ Shares the session's Airflow and state dir with the ingest tests, on days of its
 from __future__ import annotations
 
 import hashlib
+import math
 from datetime import date, timedelta
 from pathlib import Path
 
@@ -219,7 +220,4 @@ def test_hand_made_events_give_hand_computed_online_features(airflow_settings: S
     assert (active.top_category_1, active.top_category_1_share) == ("toys", pytest.approx(0.75))
     assert active.device_share_ios_30d == pytest.approx(1.0)
     assert quiet.views_30d == 0 and quiet.purchases_30d == 0
-    assert (
-        quiet.days_since_last_event is None
-        or quiet.days_since_last_event != quiet.days_since_last_event
-    )
+    assert quiet.days_since_last_event is None or math.isnan(quiet.days_since_last_event)
