@@ -15,12 +15,11 @@ explicit day with `personalize run features --date D` / `personalize backfill fe
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
-
 from airflow.sdk import dag, task
 from assets import CURATED, FEATURES
 
 from pipelines.config import get_settings
+from pipelines.orchestration.dag_defaults import dag_defaults
 
 SETTINGS = get_settings()
 
@@ -28,15 +27,10 @@ SETTINGS = get_settings()
 @dag(
     dag_id="features",
     schedule=[CURATED],
-    start_date=datetime.fromisoformat(SETTINGS.dags_start).replace(tzinfo=UTC),
     catchup=False,
     max_active_runs=1,
     tags=["personalize", "features", "feast"],
-    default_args={
-        "owner": "personalize",
-        "retries": SETTINGS.task_retries,
-        "retry_delay": timedelta(seconds=SETTINGS.retry_delay_seconds),
-    },
+    **dag_defaults(SETTINGS),
     doc_md=__doc__,
 )
 def features() -> None:

@@ -17,12 +17,11 @@ features DAG runs. Re-running a day is idempotent.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
-
 from airflow.sdk import CronDataIntervalTimetable, dag, task
 from assets import CURATED
 
 from pipelines.config import get_settings
+from pipelines.orchestration.dag_defaults import dag_defaults
 
 SETTINGS = get_settings()
 
@@ -42,15 +41,10 @@ def _validate(table: str, context: dict) -> dict:
 @dag(
     dag_id="ingest",
     schedule=CronDataIntervalTimetable("@daily", timezone="UTC"),
-    start_date=datetime.fromisoformat(SETTINGS.dags_start).replace(tzinfo=UTC),
     catchup=True,
     max_active_runs=1,
     tags=["personalize", "ingest", "data-quality"],
-    default_args={
-        "owner": "personalize",
-        "retries": SETTINGS.task_retries,
-        "retry_delay": timedelta(seconds=SETTINGS.retry_delay_seconds),
-    },
+    **dag_defaults(SETTINGS),
     doc_md=__doc__,
 )
 def ingest() -> None:
