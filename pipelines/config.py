@@ -172,7 +172,10 @@ class Settings(BaseSettings):
             host_port, _, db = host_port_db.partition("/")
             connection = f"{host_port},db={db or 0}"
             return {"type": "redis", "connection_string": connection}
-        return {"type": "sqlite", "path": str(self.feast_dir / "online.db")}
+        return {
+            "type": "pipelines.features.sqlite_store.EntityRowSQLiteOnlineStore",
+            "path": str(self.feast_dir / "online.db"),
+        }
 
     @property
     def feast_offline_dir(self) -> Path:

@@ -3,7 +3,9 @@
 Materialization reads the offline parquet of the interval itself (DuckDB), keeps the latest row
 per entity and writes it in bulk, because Feast's own ``materialize`` converts every value
 through Python protobuf objects and upserts them one row and statement at a time (~7x slower
-here; see ``bench/features_store.py``). The rows are byte for byte those Feast writes (tested).
+here; see ``bench/features_store.py``). The rows are byte for byte those Feast writes (tested),
+in the local profile's ``EntityRowSQLiteOnlineStore`` (one row per entity: ``sqlite_store.py``)
+as in Feast's own SQLite store (one row per entity and feature).
 
 **Never older over newer.** A row is written only if it is at least as new as what the online
 store holds for that entity: re-materializing an older interval (a backfill) leaves newer values
@@ -17,7 +19,6 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
@@ -114,9 +115,54 @@ def write_online(store: FeatureStore, view: FeatureView, rows: pa.Table | pd.Dat
             "pipelines/features/schema.py"
         )
     rows = _latest_per_key(rows, key)
+    from pipelines.features.sqlite_store import TYPE as ENTITY_ROW_SQLITE
+
+    if store.config.online_store.type == ENTITY_ROW_SQLITE:
+        return _write_entity_rows(store, view, rows, key)
     if store.config.online_store.type == "sqlite":
         return _write_sqlite(store, view, rows, key)
     return _write_provider(store, view, rows, key)
+
+
+def _write_entity_rows(store: FeatureStore, view: FeatureView, rows: pa.Table, key: str) -> int:
+    """Upserts into ``EntityRowSQLiteOnlineStore`` (one row per entity), guarded by time.
+
+    The ``features`` blob of every row is built column by column (``value_elements``) and
+    joined per row; one ``executemany`` in one transaction writes them, in key order.
+    """
+    import numpy as np
+
+    from pipelines.features.sqlite_store import EntityRowSQLiteOnlineStore, table_name, upsert_sql
+
+    config = store.config
+    keys = np.array(entity_keys(rows.column(key).to_pylist(), key, config), dtype=object)
+    order = np.argsort(keys)  # in key order the B-tree fills page after page
+    rows, keys = rows.take(order), keys[order]
+    stamps = _micros(rows.column(TIMESTAMP)).tolist()
+    columns = [value_elements(rows.column(f.name), f).tolist() for f in view.features]
+    blobs = [b"".join(parts) for parts in zip(*columns, strict=True)]
+    params = zip(keys.tolist(), stamps, [None] * rows.num_rows, blobs, strict=True)
+    path = EntityRowSQLiteOnlineStore.db_path(config)
+    conn = _sqlite_connection(path)
+    try:
+        before = conn.total_changes
+        with conn:
+            conn.executemany(upsert_sql(table_name(config, view)), params)
+        changed = conn.total_changes - before
+    except sqlite3.OperationalError as error:
+        raise OnlineStoreError(_sqlite_error(view, path, error)) from error
+    finally:
+        conn.close()
+    return changed
+
+
+def _sqlite_error(view: FeatureView, path: str, error: sqlite3.OperationalError) -> str:
+    hint = (
+        "run `apply_repo(settings, force=True)`: it creates the online tables"
+        if "no such table" in str(error)
+        else "another process may hold the database; the task's retry will try again"
+    )
+    return f"cannot write {view.name} to the SQLite online store {path}: {error}; {hint}"
 
 
 def _write_sqlite(store: FeatureStore, view: FeatureView, rows: pa.Table, key: str) -> int:
@@ -167,29 +213,13 @@ def _write_sqlite(store: FeatureStore, view: FeatureView, rows: pa.Table, key: s
     conn = _sqlite_connection(config.online_store.path)
     try:
         before = conn.total_changes
-        # SQLite works with the GIL released: the next chunk is serialized meanwhile
-        with conn, ThreadPoolExecutor(max_workers=1) as writer:
-            pending = None
-            try:
-                for begin in range(0, n, SQLITE_CHUNK_ROWS):
-                    params = chunk_params(begin)
-                    if pending is not None:
-                        pending.result()
-                    pending = writer.submit(conn.executemany, upsert, params)
-            finally:
-                if pending is not None:
-                    pending.result()
+        # one connection, one thread: sharing it with a helper thread misbehaved under load
+        with conn:
+            for begin in range(0, n, SQLITE_CHUNK_ROWS):
+                conn.executemany(upsert, chunk_params(begin))
         changed = conn.total_changes - before
     except sqlite3.OperationalError as error:
-        hint = (
-            "run `apply_repo(settings, force=True)`: it creates the online tables"
-            if "no such table" in str(error)
-            else "another process may hold the database; the task's retry will try again"
-        )
-        raise OnlineStoreError(
-            f"cannot write {view.name} to the SQLite online store {config.online_store.path}: "
-            f"{error}; {hint}"
-        ) from error
+        raise OnlineStoreError(_sqlite_error(view, config.online_store.path, error)) from error
     finally:
         conn.close()
     # all features of an entity row carry one stamp: they are written together or not at all
@@ -446,6 +476,61 @@ def serialize_column(column: pa.ChunkedArray, feature: Any) -> tuple[Any, Any]:
     blobs[-1], texts[-1] = null_blob, None
     indices = encoded.indices.fill_null(len(uniques)).to_numpy(zero_copy_only=False)
     return blobs[indices], texts[indices]
+
+
+def value_elements(column: pa.ChunkedArray, feature: Any) -> Any:
+    """Every value of a column as an element of a ``RepeatedValue`` proto (field 1: tag,
+    length, the ``Value`` bytes), so a row's elements joined in feature order are its
+    ``features`` blob in ``EntityRowSQLiteOnlineStore``.
+
+    Doubles are packed directly; ints and strings are converted once per distinct value and
+    gathered by index. Null and NaN become the empty ``Value``, as Feast writes them.
+    """
+    import struct
+
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.compute as pc
+    from feast.protos.feast.types.Value_pb2 import Value
+
+    kind = str(feature.dtype)
+    if kind not in ("Int64", "Float64", "String"):
+        raise OnlineStoreError(f"feature {feature.name} has unsupported type {feature.dtype}")
+    null_element = b"\x0a\x00"
+    if kind == "Float64":
+        numbers = pc.cast(column, pa.float64()).to_numpy(zero_copy_only=False)
+        pack = struct.Struct("<BBBd").pack  # element tag, length 9, double_val tag, value
+        elements = np.array([pack(0x0A, 9, 0x29, v) for v in numbers.tolist()], dtype=object)
+        elements[np.isnan(numbers)] = null_element
+        return elements
+    field, convert = ("int64_val", int) if kind == "Int64" else ("string_val", str)
+    encoded = pc.dictionary_encode(column).combine_chunks()
+    uniques = encoded.dictionary.to_pylist()
+    elements = np.empty(len(uniques) + 1, dtype=object)
+    for i, value in enumerate(uniques):
+        blob = Value(**{field: convert(value)}).SerializeToString()
+        elements[i] = b"\x0a" + _varint(len(blob)) + blob
+    elements[-1] = null_element
+    indices = encoded.indices.fill_null(len(uniques)).to_numpy(zero_copy_only=False)
+    return elements[indices]
+
+
+def _varint(value: int) -> bytes:
+    out = bytearray()
+    while value >= 0x80:
+        out.append((value & 0x7F) | 0x80)
+        value >>= 7
+    out.append(value)
+    return bytes(out)
+
+
+def _micros(column: pa.ChunkedArray) -> Any:
+    """UTC microseconds since the epoch of a timestamp column (a naive one is UTC)."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    micros = pc.cast(column, pa.timestamp("us", tz=getattr(column.type, "tz", None)))
+    return pc.cast(micros, pa.int64()).to_numpy(zero_copy_only=False)
 
 
 def _sqlite_stamps(column: pa.ChunkedArray) -> Any:

@@ -241,8 +241,10 @@ def _online_tables_present(settings: Settings, views: set[str]) -> bool:
     """Whether the SQLite online store still has a table per view (other stores need none)."""
     import sqlite3
 
+    from pipelines.features.sqlite_store import TYPE as ENTITY_ROW_SQLITE
+
     online = settings.feast_online_store
-    if online["type"] != "sqlite":
+    if online["type"] not in ("sqlite", ENTITY_ROW_SQLITE):
         return True
     path = Path(online["path"])
     if not path.is_file():

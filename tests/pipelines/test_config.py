@@ -19,7 +19,10 @@ def test_local_profile_embeds_everything_under_the_state_dir(tmp_path: Path) -> 
     assert settings.mlflow_tracking_uri == f"sqlite:///{home}/mlflow/mlflow.db"
     assert settings.mlflow_artifact_root == (home / "mlflow" / "artifacts").as_uri()
     assert settings.feast_registry_uri == f"sqlite:///{home}/feast/registry.db"
-    assert settings.feast_online_store == {"type": "sqlite", "path": f"{home}/feast/online.db"}
+    assert settings.feast_online_store == {
+        "type": "pipelines.features.sqlite_store.EntityRowSQLiteOnlineStore",
+        "path": f"{home}/feast/online.db",
+    }
     for path in (settings.landing_dir, settings.truth_dir, settings.alerts_file):
         assert path.is_relative_to(home)
 

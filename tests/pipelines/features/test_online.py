@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import sqlite3
+from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
 
 import numpy as np
@@ -54,6 +55,23 @@ def feature_frame(table: str, ids: list[str], day: date, base: int) -> pd.DataFr
 @pytest.fixture
 def settings(tmp_path) -> Settings:
     """u1, u2 have days 1 and 2; u3 only day 1; items i1, i2 day 1."""
+    return build_settings(tmp_path)
+
+
+@pytest.fixture
+def stock_sqlite_settings(tmp_path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Settings]:
+    """``settings`` with Feast's own SQLite online store (one row per entity and feature)."""
+    feast_store.clear_store_cache()
+    monkeypatch.setattr(
+        Settings,
+        "feast_online_store",
+        property(lambda self: {"type": "sqlite", "path": str(self.feast_dir / "online.db")}),
+    )
+    yield build_settings(tmp_path)
+    feast_store.clear_store_cache()
+
+
+def build_settings(tmp_path) -> Settings:
     settings = Settings(home=tmp_path / "home")
     offline = settings.feast_offline_dir
     write_offline_partition(
@@ -128,7 +146,45 @@ def test_the_same_day_materialized_again_replaces_its_values(settings: Settings)
     assert online_features(settings, ["u1", "u2"])["views_1d"].tolist() == [300, 301]
 
 
-def test_our_sqlite_rows_are_byte_identical_to_feasts_own_materialize(settings: Settings) -> None:
+def test_our_rows_are_the_rows_feasts_own_materialize_writes(settings: Settings) -> None:
+    """Feast's generic path (``materialize`` -> ``online_write_batch``) of the entity-row store
+    and our bulk writer store the same bytes, and Feast serves them back."""
+    store = feast_store.feature_store(settings)
+    online_db = settings.feast_online_store["path"]
+    query = (
+        "SELECT entity_key, event_ts, created_ts, features "
+        "FROM personalize_user_activity ORDER BY entity_key"
+    )
+    store.materialize(start_date=STAMP1, end_date=STAMP2, feature_views=["user_activity"])
+    feasts_served = online_features(settings, ["u1", "u2", "u3"])
+    with sqlite3.connect(online_db) as conn:
+        feasts = conn.execute(query).fetchall()
+        conn.execute("DELETE FROM personalize_user_activity")
+
+    materialize_interval(settings, STAMP1, STAMP2 + TICK, tables=["user_activity"])
+
+    with sqlite3.connect(online_db) as conn:
+        ours = conn.execute(query).fetchall()
+    assert len(ours) == 3
+    assert [row[:2] for row in ours] == [row[:2] for row in feasts]
+    assert [row[3] for row in ours] == [row[3] for row in feasts]
+    micros = {int(stamp.timestamp()) * 1_000_000 for stamp in (STAMP1, STAMP2)}
+    assert {row[1] for row in ours} == micros  # UTC microseconds
+    served = online_features(settings, ["u1", "u2", "u3"]).set_index("user_id")
+    pd.testing.assert_frame_equal(served, feasts_served.set_index("user_id"))
+    for i, user in enumerate(["u1", "u2", "u3"]):
+        expected = (
+            offline_row("user_activity", ["u1", "u2"], DAY2, 200, user)
+            if i < 2
+            else (offline_row("user_activity", ["u1", "u2", "u3"], DAY1, 100, user))
+        )
+        assert_served(served.loc[user], expected)
+
+
+def test_on_feasts_own_sqlite_store_our_rows_are_byte_identical_to_its_materialize(
+    stock_sqlite_settings: Settings,
+) -> None:
+    settings = stock_sqlite_settings
     store = feast_store.feature_store(settings)
     online_db = settings.feast_online_store["path"]
     query = (

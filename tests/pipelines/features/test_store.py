@@ -35,7 +35,10 @@ def test_local_yaml_puts_every_part_of_the_store_in_the_state_dir(tmp_path: Path
     assert config["registry"]["registry_type"] == "sql"
     assert config["registry"]["path"] == f"sqlite:///{feast_dir / 'registry.db'}"
     assert config["registry"]["cache_ttl_seconds"] > 0
-    assert config["online_store"] == {"type": "sqlite", "path": str(feast_dir / "online.db")}
+    assert config["online_store"] == {
+        "type": "pipelines.features.sqlite_store.EntityRowSQLiteOnlineStore",
+        "path": str(feast_dir / "online.db"),
+    }
     assert config["offline_store"] == {"type": "duckdb"}
     assert config["entity_key_serialization_version"] == 3
 
