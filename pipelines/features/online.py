@@ -349,16 +349,9 @@ def _feature_view(store: FeatureStore, name: str) -> FeatureView:
 
 
 def _feature_service(store: FeatureStore, name: str) -> FeatureService:
-    from feast.errors import FeastObjectNotFoundException
+    from pipelines.features.store import feature_service
 
-    try:
-        return store.get_feature_service(name, allow_cache=True)
-    except FeastObjectNotFoundException as error:
-        known = sorted(s.name for s in store.list_feature_services())
-        raise OnlineStoreError(
-            f"unknown feature service {name!r} (registered: {known}); services are defined in "
-            "feature_repo/feature_services.py"
-        ) from error
+    return feature_service(store, name, OnlineStoreError)
 
 
 def _utc(moment: datetime, what: str) -> datetime:

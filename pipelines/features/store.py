@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from feast import FeatureStore
+    from feast import FeatureService, FeatureStore
     from feast.repo_contents import RepoContents
 
     from pipelines.config import Settings
@@ -296,3 +296,19 @@ def apply_repo(settings: Settings, *, force: bool = False) -> bool:
     store.refresh_registry()
     marker.write_text(fingerprint + "\n")
     return True
+
+
+def feature_service(
+    store: FeatureStore, name: str, error_type: type[Exception] = FeatureStoreError
+) -> FeatureService:
+    """A registered feature service, or ``error_type`` listing the services there are."""
+    from feast.errors import FeastObjectNotFoundException
+
+    try:
+        return store.get_feature_service(name, allow_cache=True)
+    except FeastObjectNotFoundException as error:
+        known = sorted(s.name for s in store.list_feature_services())
+        raise error_type(
+            f"unknown feature service {name!r} (registered: {known}); services are defined in "
+            "feature_repo/feature_services.py and registered by `apply_repo`"
+        ) from error

@@ -106,16 +106,9 @@ def _typed(column: pd.Series, feast_dtype: str) -> pd.Series:
 
 
 def _feature_service(store: FeatureStore, service: str) -> FeatureService:
-    from feast.errors import FeastObjectNotFoundException
+    from pipelines.features.store import feature_service
 
-    try:
-        return store.get_feature_service(service, allow_cache=True)
-    except FeastObjectNotFoundException as error:
-        known = sorted(s.name for s in store.list_feature_services())
-        raise TrainingSetError(
-            f"unknown feature service {service!r} (registered: {known}); services are defined "
-            f"in feature_repo/feature_services.py and registered by `apply_repo`"
-        ) from error
+    return feature_service(store, service, TrainingSetError)
 
 
 def _join_keys(feature_service: FeatureService, views: dict) -> list[str]:
