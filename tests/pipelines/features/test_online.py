@@ -7,7 +7,6 @@ import sqlite3
 from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
 
-import numpy as np
 import pandas as pd
 import pytest
 
@@ -23,33 +22,12 @@ from pipelines.features.online import (
     push_realtime,
 )
 from pipelines.features.schema import FEATURE_TABLES, TIMESTAMP, USER_ACTIVITY
+from pipelines.features.testing import feature_frame
 
 DAY1, DAY2 = date(2026, 1, 1), date(2026, 1, 2)
 STAMP1 = datetime(2026, 1, 2, tzinfo=UTC)  # end of DAY1
 STAMP2 = datetime(2026, 1, 3, tzinfo=UTC)  # end of DAY2
 TICK = timedelta(microseconds=1)
-
-
-def feature_frame(table: str, ids: list[str], day: date, base: int) -> pd.DataFrame:
-    """Known values: every int feature of the i-th id is base + i, floats base + i + 0.5
-    (NaN for the second id), strings '<feature>-<base + i>' (None for the second id)."""
-    spec = FEATURE_TABLES[table]
-    end = datetime(day.year, day.month, day.day, tzinfo=UTC) + timedelta(days=1)
-    values = np.arange(len(ids)) + base
-    frame = {
-        spec.join_key: ids,
-        TIMESTAMP: pd.Series([end] * len(ids), dtype="datetime64[us, UTC]"),
-    }
-    for column in spec.columns:
-        if column.dtype == "int64":
-            frame[column.name] = values
-        elif column.dtype == "float64":
-            frame[column.name] = np.where(np.arange(len(ids)) == 1, np.nan, values + 0.5)
-        else:
-            frame[column.name] = [
-                None if i == 1 else f"{column.name}-{v}" for i, v in enumerate(values)
-            ]
-    return pd.DataFrame(frame)
 
 
 @pytest.fixture
