@@ -1,0 +1,1 @@
+"""Estimators (scikit-learn API), their metrics and evaluation: propensity, recommender, segments."""
