@@ -34,6 +34,7 @@ BATCH_SOURCES = {
 user_activity_source = BATCH_SOURCES["user_activity"]
 item_popularity_source = BATCH_SOURCES["item_popularity"]
 user_segment_source = BATCH_SOURCES["user_segment"]
+user_recommendations_source = BATCH_SOURCES["user_recommendations"]
 
 # Real-time counters are pushed to the online store only; the batch source is where a log of the
 # pushes would go (same layout), and what a training set reads (nothing yet: nulls).

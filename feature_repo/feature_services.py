@@ -1,7 +1,13 @@
 """Feature services: what each model reads, versioned. A change of features is a new version."""
 
 from feast import FeatureService
-from feature_views import item_popularity, user_activity, user_realtime, user_segment
+from feature_views import (
+    item_popularity,
+    user_activity,
+    user_realtime,
+    user_recommendations,
+    user_segment,
+)
 
 from pipelines.features.schema import USER_ACTIVITY
 
@@ -23,5 +29,12 @@ recommender_v1 = FeatureService(
     name="recommender_v1",
     features=[user_activity[RECOMMENDER_USER_FEATURES], item_popularity],
     description="Recommendations: a user's top categories with the candidate item's popularity.",
+    tags={"model": "recommender", "version": "1"},
+)
+
+recommendations_v1 = FeatureService(
+    name="recommendations_v1",
+    features=[user_recommendations],
+    description="Served recommendations: the champion recommender's top-k per user (batch).",
     tags={"model": "recommender", "version": "1"},
 )

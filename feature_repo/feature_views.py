@@ -43,6 +43,7 @@ FEATURE_VIEWS = {name: batch_view(table) for name, table in FEATURE_TABLES.items
 user_activity = FEATURE_VIEWS["user_activity"]
 item_popularity = FEATURE_VIEWS["item_popularity"]
 user_segment = FEATURE_VIEWS["user_segment"]
+user_recommendations = FEATURE_VIEWS["user_recommendations"]
 
 user_realtime = FeatureView(
     name="user_realtime",

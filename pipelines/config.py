@@ -70,6 +70,34 @@ class Settings(BaseSettings):
         None, description="Artifact root for prod MLflow; defaults to <home>/mlflow/artifacts."
     )
 
+    # models and gates
+    gates_file: Path | None = Field(
+        None, description="Gate thresholds (TOML); defaults to the versioned pipelines/gates.toml."
+    )
+    auto_promote: bool | None = Field(
+        None,
+        description="Promote a blessed challenger to champion without a human; unset = on in the "
+        "local profile, off in prod (gates.toml may set it per model).",
+    )
+
+    # alerts: always appended to <home>/alerts.jsonl; webhook and email when configured
+    alert_webhook_url: str | None = Field(
+        None, description="JSON webhook (Slack-compatible payload) for alerts."
+    )
+    alert_email_to: str | None = Field(None, description="Comma-separated alert recipients.")
+    alert_email_from: str = Field("personalize@localhost", description="Sender of alert mail.")
+    smtp_host: str = Field("127.0.0.1", description="SMTP server for alert mail.")
+    smtp_port: int = Field(25, description="SMTP port.")
+    smtp_starttls: bool = Field(False, description="Use STARTTLS on the SMTP connection.")
+    smtp_user: str | None = Field(
+        None, description="SMTP login (password: PERSONALIZE_SMTP_PASSWORD)."
+    )
+    smtp_password: str | None = Field(None, description="SMTP password; from the environment only.")
+    alert_retries: int = Field(3, description="Delivery attempts per channel before giving up.")
+    alert_cooldown_hours: float = Field(
+        24.0, description="The same condition does not alert twice within this window."
+    )
+
     @classmethod
     def settings_customise_sources(
         cls,

@@ -89,6 +89,15 @@ USER_SEGMENT: tuple[FeatureColumn, ...] = (
     FeatureColumn("segment_name", "string", "Readable name of the segment"),
 )
 
+# Written by `personalize recommend batch` from the recommender's champion, read by serving.
+USER_RECOMMENDATIONS: tuple[FeatureColumn, ...] = (
+    FeatureColumn(
+        "recommended_item_ids", "string", "Top-k item ids for the user, best first, comma-separated"
+    ),
+    FeatureColumn("recommended_scores", "string", "Their scores, comma-separated, same order"),
+    FeatureColumn("recommender_version", "int64", "Registered recommender version that made them"),
+)
+
 # Real-time counters pushed by serving (push source), not computed in batch.
 USER_REALTIME: tuple[FeatureColumn, ...] = (
     FeatureColumn("rt_views_1h", "int64", "Views in the last hour (pushed by serving)"),
@@ -115,5 +124,6 @@ FEATURE_TABLES: dict[str, FeatureTable] = {
         FeatureTable("user_activity", "user", "user_id", USER_ACTIVITY, ttl_days=2),
         FeatureTable("item_popularity", "item", "item_id", ITEM_POPULARITY, ttl_days=2),
         FeatureTable("user_segment", "user", "user_id", USER_SEGMENT, ttl_days=30),
+        FeatureTable("user_recommendations", "user", "user_id", USER_RECOMMENDATIONS, ttl_days=30),
     )
 }

@@ -85,7 +85,12 @@ def assert_served(served: pd.Series, expected: dict) -> None:
 def test_online_store_serves_the_latest_offline_row_of_the_interval(settings: Settings) -> None:
     written = materialize_interval(settings, STAMP1, STAMP2 + TICK)
 
-    assert written == {"user_activity": 3, "item_popularity": 2, "user_segment": 0}
+    assert written == {
+        "user_activity": 3,
+        "item_popularity": 2,
+        "user_segment": 0,
+        "user_recommendations": 0,
+    }
     served = online_features(settings, ["u1", "u2", "u3", "ghost"]).set_index("user_id")
     assert_served(served.loc["u1"], offline_row("user_activity", ["u1", "u2"], DAY2, 200, "u1"))
     assert_served(served.loc["u2"], offline_row("user_activity", ["u1", "u2"], DAY2, 200, "u2"))

@@ -107,7 +107,7 @@ def test_apply_registers_the_schema_and_a_second_apply_is_a_no_op(tmp_path: Path
     assert [f.name for f in views["user_realtime"].features] == [c.name for c in USER_REALTIME]
     assert views["user_realtime"].stream_source.name == "user_realtime_push"
     services = {s.name: s for s in store.list_feature_services()}
-    assert set(services) == {"propensity_v1", "recommender_v1"}
+    assert set(services) == {"propensity_v1", "recommender_v1", "recommendations_v1"}
     assert [p.name for p in services["propensity_v1"].feature_view_projections] == [
         "user_activity",
         "user_segment",
