@@ -71,6 +71,13 @@ class Settings(BaseSettings):
     )
 
     # models and gates
+    train_window_days: int = Field(
+        30, description="Days of data a training run looks at, ending with its day."
+    )
+    train_seed: int = Field(42, description="Seed of every model fit: same data, same model.")
+    train_time_budget_seconds: float = Field(
+        20.0, description="Wall-clock budget of the propensity hyper-parameter search."
+    )
     gates_file: Path | None = Field(
         None, description="Gate thresholds (TOML); defaults to the versioned pipelines/gates.toml."
     )
