@@ -396,7 +396,14 @@ def backfill(
         raise typer.Exit(EXIT_DATA)
 
 
-def _run_dags(settings: Settings, dag_id: str, days: list[date], *, follow: bool) -> list:
+def _run_dags(
+    settings: Settings,
+    dag_id: str,
+    days: list[date],
+    *,
+    follow: bool,
+    conf: dict | None = None,
+) -> list:
     """Run ``dag_id`` for each day with a progress bar per day and DAG; print what happened."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
 
@@ -423,7 +430,9 @@ def _run_dags(settings: Settings, dag_id: str, days: list[date], *, follow: bool
 
         for day in days:
             try:
-                day_records = run_dag(settings, dag_id, day, follow=follow, on_event=show)
+                day_records = run_dag(
+                    settings, dag_id, day, follow=follow, conf=conf, on_event=show
+                )
             except (UnknownDag, DagImportError) as problem:
                 raise _usage_error(str(problem)) from None
             records.extend(day_records)
@@ -490,9 +499,10 @@ def _plain(value: object) -> object:
 def _day_reporters() -> dict:
     """Per DAG, what a person wants to see after its run for a day (paths to look at)."""
     from pipelines.features.pipeline import day_report as features_report
+    from pipelines.models.pipeline import day_report as train_report
     from pipelines.validation.ingest import day_report as ingest_report
 
-    return {"ingest": ingest_report, "features": features_report}
+    return {"ingest": ingest_report, "features": features_report, "train": train_report}
 
 
 def _parse_day(text: str, option: str) -> date:
@@ -501,6 +511,9 @@ def _parse_day(text: str, option: str) -> date:
     except ValueError:
         raise _usage_error(f"{option} {text!r} is not a date YYYY-MM-DD") from None
 
+
+# the model commands register themselves on `app` (train, models, promote, rollback, ...)
+from pipelines import cli_models  # noqa: E402, F401
 
 if __name__ == "__main__":
     app()

@@ -20,6 +20,7 @@ import fcntl
 import hashlib
 import json
 import logging
+import re
 import subprocess
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -247,7 +248,9 @@ def log_and_register(settings: Settings, run: TrainingRun) -> RegisteredVersion:
     with mlflow.start_run(experiment_id=experiment, run_name=f"{run.model}-train") as active:
         mlflow.set_tags(run_tags)
         mlflow.log_params({k: _param(v) for k, v in run.params.items()})
-        mlflow.log_metrics({k: float(v) for k, v in run.metrics.items() if _finite(v)})
+        mlflow.log_metrics(
+            {_metric_name(k): float(v) for k, v in run.metrics.items() if _finite(v)}
+        )
         _log_dataset(run)
         _log_artifacts(run)
         info = run.log_model(run.model)
@@ -586,6 +589,11 @@ def _champion_before(settings: Settings, model: str, version: int) -> int | None
     return None
 
 
+def _metric_name(name: str) -> str:
+    """MLflow allows alphanumerics, ``_ - . : /`` and spaces in names; ``ease(l2=50)`` is not."""
+    return re.sub(r"[^A-Za-z0-9_\-. :/]+", "_", name).strip("_")
+
+
 def _param(value: Any) -> str:
     text = json.dumps(value, default=str) if not isinstance(value, str) else value
     return text[:6000]
@@ -597,3 +605,34 @@ def _finite(value: Any) -> bool:
     except (TypeError, ValueError):
         return False
     return number == number and number not in (float("inf"), float("-inf"))
+
+
+# ---- overview ---------------------------------------------------------------------------------
+
+
+def model_overview(settings: Settings, model: str, limit: int = 20) -> list[dict[str, Any]]:
+    """Per version, newest first: aliases, creation time, data window, gate decision, metrics."""
+    client = mlflow_client(settings)
+    by_version: dict[int, list[str]] = {}
+    for alias, version in aliases(settings, model).items():
+        by_version.setdefault(version, []).append(alias)
+    rows = []
+    for found in versions(settings, model)[:limit]:
+        version = int(found.version)
+        metrics = client.get_run(found.run_id).data.metrics if found.run_id else {}
+        tags = found.tags or {}
+        window = f"{tags.get('data.window_start', '?')}..{tags.get('data.window_end', '?')}"
+        rows.append(
+            {
+                "version": version,
+                "aliases": sorted(by_version.get(version, [])),
+                "created": datetime.fromtimestamp(found.creation_timestamp / 1000, UTC).isoformat(),
+                "window": window,
+                "gate": tags.get("gate.decision"),
+                "gate_reason": tags.get("gate.reason"),
+                "rolled_back": tags.get("rolled_back") == "true",
+                "run_id": found.run_id,
+                "metrics": dict(metrics),
+            }
+        )
+    return rows

@@ -1,1 +1,1 @@
-"""Estimators (scikit-learn API), their metrics and evaluation: propensity, recommender, segments."""
+"""Estimators (scikit-learn API), metrics and evaluation: propensity, recommender, segments."""

@@ -36,6 +36,9 @@ FEATURE_SERVICES = {"propensity": "propensity_v1", "recommender": "recommender_v
 HOLDOUT_DIR = "holdout"
 REFERENCE_ROWS = 20_000
 RECOMMEND_K = 10
+# k = 3 has the best silhouette but only splits buyers from non-buyers; 4..8 gives segments a
+# campaign can use (window shoppers, loyal high spenders, ...) at a silhouette still ~0.35.
+SEGMENT_K_RANGE = (4, 8)
 RECOMMENDER_VALID_DAYS = 7
 RECOMMENDER_TEST_DAYS = 7
 PURPOSE = {
@@ -173,7 +176,18 @@ def train_model(settings: Settings, model: str, end: date | None = None) -> Trai
 
 
 def _window(settings: Settings, end: date) -> tuple[date, date]:
-    return end - timedelta(days=settings.train_window_days - 1), end
+    """``train_window_days`` ending with ``end``, starting no earlier than the first curated
+    events: before them there is no data, and labels there would read as "no purchase"."""
+    from pipelines.data.partitions import partition_days
+
+    first = end - timedelta(days=settings.train_window_days - 1)
+    known = [d for d in partition_days(settings.curated_dir, "events") if first <= d <= end]
+    if not known:
+        raise TrainingError(
+            f"no curated events between {first} and {end}: ingest those days first "
+            f"(`personalize backfill ingest --start {first} --end {end} --follow`)"
+        )
+    return known[0], end
 
 
 def _truth(settings: Settings, name: str) -> pd.DataFrame | None:
@@ -204,9 +218,7 @@ def propensity_run(settings: Settings, end: date) -> TrainingRun:
             f"complete {HORIZON_DAYS}-day labels; it needs at least 6 "
             f"(ingest more days, or set PERSONALIZE_TRAIN_WINDOW_DAYS higher)"
         )
-    events, users, _ = read_curated_window(
-        settings.curated_dir, end, days=settings.train_window_days
-    )
+    events, users, _ = read_curated_window(settings.curated_dir, end, days=(end - first).days + 1)
     labels = purchase_labels(events, users, days)
     frame = training_set(labels, FEATURE_SERVICES["propensity"], settings=settings)
     result = fit_propensity(
@@ -265,9 +277,7 @@ def recommender_run(settings: Settings, end: date) -> TrainingRun:
     from pipelines.registry import curated_lineage
 
     first, end = _window(settings, end)
-    events, _, items = read_curated_window(
-        settings.curated_dir, end, days=settings.train_window_days
-    )
+    events, _, items = read_curated_window(settings.curated_dir, end, days=(end - first).days + 1)
     if events.empty:
         raise TrainingError(f"recommender: no curated events in {first}..{end}")
     truth_dir = settings.truth_dir if (settings.truth_dir / "scenario.json").exists() else None
@@ -356,7 +366,9 @@ def segmentation_run(settings: Settings, end: date) -> TrainingRun:
             f"run `personalize run features --date {end}` first"
         )
     previous = champion_model(settings, "segmentation")
-    model = SegmentationModel(random_state=settings.train_seed).fit(frame, previous=previous)
+    model = SegmentationModel(k_range=SEGMENT_K_RANGE, random_state=settings.train_seed).fit(
+        frame, previous=previous
+    )
     labels = segment_labels(model, frame)
     profiles = segment_profiles(model, frame)
     metrics = model.metrics()
@@ -392,7 +404,7 @@ def segmentation_run(settings: Settings, end: date) -> TrainingRun:
             **metrics,
             **{f"silhouette_k{k}": v for k, v in dict(model.silhouette_by_k_).items()},
         },
-        figures={"segment_profiles.png": segment_profile_figure(model, frame)},
+        figures={"segment_profiles.png": segment_profile_figure(model)},
         tables={
             "tables/segment_profiles.csv": profiles,
             "tables/labels.parquet": labels,
@@ -512,16 +524,12 @@ def _sklearn_logger(estimator: Any, example: pd.DataFrame | None, *, skops: bool
 
         from pipelines.registry import pinned_requirements
 
-        options: dict[str, Any] = {}
+        options: dict[str, Any] = {"serialization_format": "cloudpickle"}
         if skops:
-            from pipelines.models.propensity import SKOPS_TRUSTED_TYPES
-
             options = {
                 "serialization_format": "skops",
-                "skops_trusted_types": list(SKOPS_TRUSTED_TYPES),
+                "skops_trusted_types": skops_trusted_types(estimator),
             }
-        else:
-            options = {"serialization_format": "cloudpickle"}
         signature = None
         if example is not None:
             from mlflow.models import infer_signature
@@ -542,6 +550,28 @@ def _sklearn_logger(estimator: Any, example: pd.DataFrame | None, *, skops: bool
         )
 
     return log_model
+
+
+SKOPS_TRUSTED_MODULES = ("sklearn.", "numpy.", "scipy.", "pipelines.models.")
+
+
+def skops_trusted_types(estimator: Any) -> list[str]:
+    """The types skops must be told to trust to load ``estimator``: only ours and the stack's.
+
+    skops refuses to load any type not on its default list; rather than keep a hand-written
+    list in step with sklearn's internals, ask skops which types this model uses and trust
+    those from sklearn, numpy, scipy and this package — anything else fails loudly.
+    """
+    import skops.io
+
+    untrusted = skops.io.get_untrusted_types(data=skops.io.dumps(estimator))
+    foreign = [t for t in untrusted if not t.startswith(SKOPS_TRUSTED_MODULES)]
+    if foreign:
+        raise TrainingError(
+            f"the model uses types outside sklearn/numpy/scipy/pipelines: {foreign}; "
+            "log it with cloudpickle or extend SKOPS_TRUSTED_MODULES after review"
+        )
+    return sorted(untrusted)
 
 
 # ---- models at use time -----------------------------------------------------------------------
@@ -731,3 +761,78 @@ def publish_segments(settings: Settings, day: date) -> dict[str, Any]:
         tables=["user_segment"],
     )
     return {"day": day.isoformat(), "published": int(written.get("user_segment", 0))}
+
+
+def publish_recommendations(settings: Settings, day: date, k: int = RECOMMEND_K) -> dict[str, Any]:
+    """Top-k of the recommender's champion for every known user, into ``user_recommendations``.
+
+    Written as the day's offline partition (a record of what was served) and materialized
+    online, where serving reads it through the ``recommendations_v1`` service.
+    """
+    import pandas as pd
+
+    from pipelines.days import end_of_day
+    from pipelines.features.offline import read_curated_window, write_offline_partition
+    from pipelines.features.online import materialize_interval
+    from pipelines.registry import RegistryError, aliases, load_version
+
+    version = aliases(settings, "recommender").get(CHAMPION)
+    if version is None:
+        raise RegistryError("recommender has no champion yet: `personalize train recommender`")
+    model = load_version(settings, "recommender", version)
+    _, users, _ = read_curated_window(settings.curated_dir, day, days=1)
+    user_ids = sorted(users["user_id"].astype(str).unique())
+    if not user_ids:
+        raise TrainingError(f"no curated users up to {day}: ingest some days first")
+    recs = model.recommend(user_ids, k=k)
+    recs = recs.assign(user_id=recs["user_id"].astype(str), item_id=recs["item_id"].astype(str))
+    recs = recs.sort_values(["user_id", "rank"], kind="stable")
+    grouped = recs.groupby("user_id", sort=True)
+    frame = pd.DataFrame(
+        {
+            "user_id": list(grouped.groups),
+            "event_timestamp": pd.Timestamp(end_of_day(day)),
+            "recommended_item_ids": grouped["item_id"].agg(",".join).to_numpy(),
+            "recommended_scores": grouped["score"]
+            .agg(lambda s: ",".join(f"{v:.5g}" for v in s))
+            .to_numpy(),
+            "recommender_version": version,
+        }
+    )
+    frame["event_timestamp"] = frame["event_timestamp"].astype("datetime64[us, UTC]")
+    write_offline_partition(settings.feast_offline_dir, "user_recommendations", day, frame)
+    written = materialize_interval(
+        settings,
+        end_of_day(day) - timedelta(days=1),
+        end_of_day(day) + timedelta(seconds=1),
+        tables=["user_recommendations"],
+    )
+    return {
+        "day": day.isoformat(),
+        "version": version,
+        "users": len(frame),
+        "online_rows": int(written.get("user_recommendations", 0)),
+    }
+
+
+def day_report(settings: Settings, day: date) -> list[str]:
+    """After a train run for ``day``: per model, the version trained, the gate and the aliases."""
+    from pipelines.registry import aliases, versions
+
+    lines = []
+    for model in MODEL_NAMES:
+        trained = [
+            v for v in versions(settings, model) if v.tags.get("data.window_end") == day.isoformat()
+        ]
+        if not trained:
+            continue
+        latest = trained[0]
+        current = aliases(settings, model)
+        gate = latest.tags.get("gate.decision", "not gated")
+        reason = latest.tags.get("gate.reason", "")
+        champion = current.get(CHAMPION)
+        lines.append(
+            f"{model} v{latest.version}: {gate} — {reason} | champion "
+            + (f"v{champion}" if champion is not None else "none")
+        )
+    return lines

@@ -63,7 +63,8 @@ def ranking_metrics(
     n_catalogue: int | None = None,
     *,
     graded: bool = False,
-) -> dict[str, float]:
+    per_user_values: bool = False,
+) -> dict[str, float] | pd.DataFrame:
     """Precision, recall, NDCG, MAP and hit rate at each k (and coverage given the catalogue size).
 
     Returns ``{"ndcg_at_10": ..., ...}``; an empty ``truth`` raises, because an average over no
@@ -137,7 +138,7 @@ def ranking_metrics(
     discount = 1.0 / np.log2(np.arange(2, k_max + 2))
     cumulative_hits = np.cumsum(hits, axis=1)
     precision_at_i = cumulative_hits / np.arange(1, k_max + 1)
-    result: dict[str, float] = {}
+    per_user: dict[str, np.ndarray] = {}
     for k in ks:
         hits_k = cumulative_hits[:, k - 1]
         dcg = (gains[:, :k] * discount[:k]).sum(axis=1)
@@ -145,15 +146,36 @@ def ranking_metrics(
         average_precision = (precision_at_i[:, :k] * hits[:, :k]).sum(axis=1) / np.minimum(
             k, n_relevant
         )
-        result[f"precision_at_{k}"] = float((hits_k / k).mean())
-        result[f"recall_at_{k}"] = float((hits_k / n_relevant).mean())
-        result[f"ndcg_at_{k}"] = float((dcg / idcg).mean())
-        result[f"map_at_{k}"] = float(average_precision.mean())
-        result[f"hit_rate_at_{k}"] = float((hits_k > 0).mean())
+        per_user[f"precision_at_{k}"] = hits_k / k
+        per_user[f"recall_at_{k}"] = hits_k / n_relevant
+        per_user[f"ndcg_at_{k}"] = dcg / idcg
+        per_user[f"map_at_{k}"] = average_precision
+        per_user[f"hit_rate_at_{k}"] = (hits_k > 0).astype(float)
+    if per_user_values:
+        return pd.DataFrame({"user_id": users.to_numpy(dtype=object), **per_user})
+    result: dict[str, float] = {}
+    for k in ks:
+        for family in ("precision", "recall", "ndcg", "map", "hit_rate"):
+            result[f"{family}_at_{k}"] = float(per_user[f"{family}_at_{k}"].mean())
         if n_catalogue is not None:
             shown = top.loc[top["rank"] <= k, "item_id"].nunique()
             result[f"coverage_at_{k}"] = shown / n_catalogue
     return result
+
+
+def per_user_ranking_metrics(
+    recs: pd.DataFrame,
+    truth: pd.DataFrame,
+    k_values: Iterable[int] = DEFAULT_K_VALUES,
+    *,
+    graded: bool = False,
+) -> pd.DataFrame:
+    """One row per evaluated user with their precision, recall, NDCG, MAP and hit rate at each k.
+
+    The mean of a column is :func:`ranking_metrics`' value; the gate resamples users from this
+    to judge whether one model's lead over another is more than noise.
+    """
+    return ranking_metrics(recs, truth, k_values, graded=graded, per_user_values=True)
 
 
 def metrics_at_k_figure(

@@ -11,12 +11,16 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date, timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pandas as pd
 
 from pipelines.data import contract
 from pipelines.data.generator import ShopSpec, generate
 from pipelines.data.partitions import parquet_files, partition_dir
+
+if TYPE_CHECKING:
+    from pipelines.config import Settings
 
 
 @dataclass(frozen=True)
@@ -72,3 +76,44 @@ def synthetic_shop(home: Path, spec: ShopSpec) -> ShopData:
         user_activity=pd.concat(activity, ignore_index=True),
         item_popularity=pd.concat(popularity, ignore_index=True),
     )
+
+
+def curated_shop(settings: Settings, spec: ShopSpec) -> list[date]:
+    """Generate ``spec`` into ``settings``' state dir as if ingest and features had run.
+
+    The landing batches are copied to curated partitions (with a ``_validation.json`` naming a
+    stand-in GX run) and the day's features are computed into the offline store, in day order;
+    the Feast repo is applied. For tests of training and monitoring that need a filled state dir
+    but not the ingest DAG runs that would fill it (those have their own tests).
+    """
+    import json
+
+    from pipelines.data.partitions import write_partition
+    from pipelines.features.offline import compute_features_for_day
+    from pipelines.features.store import apply_repo
+    from pipelines.validation.ingest import VALIDATION_FILE
+
+    settings.ensure_dirs()
+    generate(spec, settings)
+    days = [spec.start + timedelta(days=i) for i in range(spec.days)]
+    for day in days:
+        for table in (contract.EVENTS, contract.USERS, contract.ITEMS):
+            files = parquet_files(partition_dir(settings.landing_dir, table.name, day))
+            if not files:
+                continue
+            from pipelines.features.offline import _read_files
+
+            frame = _read_files(files, table, tuple(table.column_names))
+            target = write_partition(
+                contract.to_arrow(frame, table),
+                settings.curated_dir,
+                table.name,
+                day,
+                "part-0.parquet",
+            )
+            (target.parent / VALIDATION_FILE).write_text(
+                json.dumps({"gx_run_id": f"test-{table.name}-{day}", "success": True})
+            )
+        compute_features_for_day(settings, day)
+    apply_repo(settings)
+    return days

@@ -132,3 +132,19 @@ def test_metrics_at_k_figure_draws_each_model_per_metric(
     assert lines["popularity"].get_linestyle() == "--"
     with pytest.raises(ValueError, match="ndcg_at_10"):
         metrics_at_k_figure({"x": {"auc": 0.5}})
+
+
+def test_per_user_values_average_to_the_reported_metrics() -> None:
+    from pipelines.models.ranking import per_user_ranking_metrics
+
+    recs = pd.DataFrame(
+        {"user_id": ["a", "a", "b", "b"], "item_id": ["x", "y", "x", "z"], "rank": [1, 2, 1, 2]}
+    )
+    truth = pd.DataFrame({"user_id": ["a", "b", "c"], "item_id": ["y", "x", "x"]})
+    per_user = per_user_ranking_metrics(recs, truth, k_values=(2,))
+    assert list(per_user["user_id"]) == ["a", "b", "c"]  # c got no list: a miss, not absent
+    # a: hit at rank 2 -> 1/log2(3); b: hit at rank 1 -> 1; c: 0
+    assert per_user["ndcg_at_2"].tolist() == pytest.approx([1 / log2(3), 1.0, 0.0])
+    overall = ranking_metrics(recs, truth, k_values=(2,))
+    for column in per_user.columns.drop("user_id"):
+        assert per_user[column].mean() == pytest.approx(overall[column])

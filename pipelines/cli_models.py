@@ -1,0 +1,273 @@
+"""``personalize`` commands about models: train, models, promote, rollback, history, recommend.
+
+Registered on the main app by :mod:`pipelines.cli`; heavy imports stay inside the commands.
+"""
+
+from __future__ import annotations
+
+import getpass
+import json
+from datetime import date
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from pipelines.cli import (
+    EXIT_DATA,
+    _parse_day,
+    _run_dags,
+    _settings,
+    _usage_error,
+    app,
+    console,
+    err_console,
+)
+
+MODELS_HELP = "propensity, recommender or segmentation"
+KEY_METRICS = {
+    "propensity": ("test_roc_auc", "test_brier", "oracle_auc_ratio"),
+    "recommender": ("test_ndcg_at_10", "baseline_test_ndcg_at_10", "ndcg_at_10_vs_oracle"),
+    "segmentation": ("silhouette", "k", "smallest_segment_share"),
+}
+
+
+def _check_model(model: str) -> str:
+    from pipelines.registry import MODEL_NAMES
+
+    if model not in MODEL_NAMES:
+        raise _usage_error(f"unknown model {model!r}; expected {MODELS_HELP}")
+    return model
+
+
+def _actor() -> str:
+    try:
+        return getpass.getuser()
+    except Exception:
+        return "cli"
+
+
+@app.command()
+def train(
+    ctx: typer.Context,
+    model: Annotated[
+        str | None, typer.Argument(help=f"Train only this model ({MODELS_HELP}); default all.")
+    ] = None,
+    date_: Annotated[
+        str | None,
+        typer.Option(
+            "--date",
+            help="Last day of the training window (default: the last day with features).",
+        ),
+    ] = None,
+) -> None:
+    """Train, register, gate and (if blessed and auto-promotion is on) promote, via the train DAG.
+
+    Propensity snapshots stop 7 days before the window's end, where labels are complete.
+    """
+    from pipelines.models.pipeline import TrainingError, last_feature_day
+
+    settings = _settings(ctx)
+    if model is not None:
+        _check_model(model)
+    try:
+        day = _parse_day(date_, "--date") if date_ else last_feature_day(settings)
+    except TrainingError as problem:
+        err_console.print(f"[red]{problem}[/]")
+        raise typer.Exit(EXIT_DATA) from None
+    conf = {"models": [model]} if model else {}
+    records = _run_dags(settings, "train", [day], follow=False, conf=conf)
+    if any(r.state != "success" for r in records):
+        raise typer.Exit(EXIT_DATA)
+
+
+@app.command()
+def models(
+    ctx: typer.Context,
+    model: Annotated[str | None, typer.Argument(help="Only this model.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """Registered versions with their aliases, gate decision and key metrics, newest first."""
+    from pipelines.registry import MODEL_NAMES, model_overview
+
+    settings = _settings(ctx)
+    names = [_check_model(model)] if model else list(MODEL_NAMES)
+    overview = {name: model_overview(settings, name) for name in names}
+    if as_json:
+        console.print_json(json.dumps(overview, default=str))
+        return
+    for name in names:
+        rows = overview[name]
+        if not rows:
+            console.print(f"{name}: no versions yet (`personalize train {name}`)")
+            continue
+        table = Table(title=name)
+        for column in ("version", "aliases", "created", "window", "gate", *KEY_METRICS[name]):
+            table.add_column(column)
+        for row in rows:
+            metrics = row["metrics"]
+            table.add_row(
+                str(row["version"]),
+                ", ".join(row["aliases"]) or "—",
+                row["created"][:16],
+                row["window"],
+                row["gate"] or "—",
+                *(_number(metrics.get(m)) for m in KEY_METRICS[name]),
+            )
+        console.print(table)
+
+
+def _number(value: object) -> str:
+    return "—" if value is None else f"{float(value):.4g}"
+
+
+@app.command()
+def promote(
+    ctx: typer.Context,
+    model: Annotated[str, typer.Argument(help=MODELS_HELP)],
+    version: Annotated[int, typer.Argument(help="Registered version to make champion.")],
+    reason: Annotated[str, typer.Option("--reason", help="Why (goes to the audit log).")],
+    force: Annotated[
+        bool, typer.Option("--force", help="Promote even if the gate did not bless it.")
+    ] = False,
+) -> None:
+    """Make VERSION the champion (the replaced one becomes previous_champion)."""
+    from pipelines.registry import RegistryError, promote
+
+    settings = _settings(ctx)
+    _check_model(model)
+    try:
+        move = promote(
+            settings, model, version, actor=_actor(), reason=reason, require_blessed=not force
+        )
+    except RegistryError as problem:
+        err_console.print(f"[red]{problem}[/]")
+        raise typer.Exit(EXIT_DATA) from None
+    if move is None:
+        console.print(f"{model} v{version} is already the champion: nothing to do")
+    else:
+        console.print(f"{model}: champion v{move.from_version} -> v{move.to_version}")
+
+
+@app.command()
+def rollback(
+    ctx: typer.Context,
+    model: Annotated[str, typer.Argument(help=MODELS_HELP)],
+    reason: Annotated[str, typer.Option("--reason", help="Why (goes to the audit log).")],
+    to: Annotated[
+        int | None, typer.Option("--to", help="Version to restore (default: previous_champion).")
+    ] = None,
+) -> None:
+    """Move champion back to the previous champion (or --to VERSION); the demoted version is
+    tagged and the move is audited."""
+    from pipelines.gates import RollbackError
+    from pipelines.registry import RegistryError, rollback
+
+    settings = _settings(ctx)
+    _check_model(model)
+    try:
+        move = rollback(settings, model, to_version=to, reason=reason, actor=_actor())
+    except (RegistryError, RollbackError) as problem:
+        err_console.print(f"[red]cannot roll back {model}:[/] {problem}")
+        raise typer.Exit(EXIT_DATA) from None
+    console.print(f"{model}: champion v{move.from_version} -> v{move.to_version} ({reason})")
+
+
+@app.command()
+def history(
+    ctx: typer.Context,
+    model: Annotated[str, typer.Argument(help=MODELS_HELP)],
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON lines.")] = False,
+) -> None:
+    """Every alias move of MODEL (promotions, rollbacks, hand moves in the MLflow UI)."""
+    from pipelines.registry import read_audit, reconcile_manual_moves
+
+    settings = _settings(ctx)
+    _check_model(model)
+    reconcile_manual_moves(settings, model)
+    records = read_audit(settings, model)
+    if as_json:
+        for record in records:
+            console.print(json.dumps(record, default=str), highlight=False, markup=False)
+        return
+    if not records:
+        console.print(f"{model}: no alias moves yet")
+        return
+    table = Table(title=f"{model}: alias moves")
+    for column in ("when", "action", "alias", "from", "to", "actor", "reason"):
+        table.add_column(column)
+    for r in records:
+        table.add_row(
+            r["ts"][:19],
+            r["action"],
+            r["alias"],
+            _version(r.get("from_version")),
+            _version(r.get("to_version")),
+            r.get("actor", ""),
+            r.get("reason", ""),
+        )
+    console.print(table)
+
+
+def _version(value: object) -> str:
+    return "—" if value is None else f"v{value}"
+
+
+recommend_app = typer.Typer(help="Recommendations: evaluate on any log, or publish top-k.")
+app.add_typer(recommend_app, name="recommend")
+
+
+@recommend_app.command("evaluate")
+def recommend_evaluate(
+    train_file: Annotated[
+        Path,
+        typer.Option(
+            "--train", help="Interactions to fit on: user_id, item_id[, weight|rating][, timestamp]"
+        ),
+    ],
+    test_file: Annotated[Path, typer.Option("--test", help="Interactions to evaluate against.")],
+    k: Annotated[int, typer.Option("--k", help="List length.")] = 10,
+    out: Annotated[
+        Path | None, typer.Option("--out", help="Write user_id, item_id, rank, score here.")
+    ] = None,
+) -> None:
+    """Fit on any interaction log and print metrics@k beside the popularity baseline as JSON."""
+    from pipelines.models.interactions import InteractionsError
+    from pipelines.models.recommender import evaluate_files
+
+    for option, path in (("--train", train_file), ("--test", test_file)):
+        if not path.exists():
+            raise _usage_error(f"{option} {path}: no such file")
+    try:
+        result = evaluate_files(train_file, test_file, k=k, out=out)
+    except (InteractionsError, ValueError) as problem:
+        err_console.print(f"[red]{problem}[/]")
+        raise typer.Exit(EXIT_DATA) from None
+    console.print_json(json.dumps(result, default=str))
+
+
+@recommend_app.command("batch")
+def recommend_batch(
+    ctx: typer.Context,
+    date_: Annotated[
+        str | None, typer.Option("--date", help="Day to publish for (default: last feature day).")
+    ] = None,
+    k: Annotated[int, typer.Option("--k", help="Items per user.")] = 10,
+) -> None:
+    """Write the champion recommender's top-k for every user into the online store."""
+    from pipelines.models.pipeline import TrainingError, last_feature_day, publish_recommendations
+    from pipelines.registry import RegistryError
+
+    settings = _settings(ctx)
+    try:
+        day: date = _parse_day(date_, "--date") if date_ else last_feature_day(settings)
+        result = publish_recommendations(settings, day, k=k)
+    except (TrainingError, RegistryError) as problem:
+        err_console.print(f"[red]{problem}[/]")
+        raise typer.Exit(EXIT_DATA) from None
+    console.print(
+        f"recommender v{result['version']}: top-{k} for {result['users']} users written for "
+        f"{result['day']} ({result['online_rows']} online rows). "
+        "Read one: `personalize features show USER --service recommendations_v1`"
+    )
