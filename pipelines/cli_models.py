@@ -26,6 +26,7 @@ from pipelines.cli import (
 )
 
 MODELS_HELP = "propensity, recommender or segmentation"
+SHORT_METRIC = {"test_roc_auc": "auc", "test_ndcg_at_10": "ndcg@10", "silhouette": "silh"}
 KEY_METRICS = {
     "propensity": ("test_roc_auc", "test_brier", "oracle_auc_ratio"),
     "recommender": ("test_ndcg_at_10", "baseline_test_ndcg_at_10", "ndcg_at_10_vs_oracle"),
@@ -271,3 +272,86 @@ def recommend_batch(
         f"{result['day']} ({result['online_rows']} online rows). "
         "Read one: `personalize features show USER --service recommendations_v1`"
     )
+
+
+@app.command()
+def status(
+    ctx: typer.Context,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+    no_dags: Annotated[
+        bool, typer.Option("--no-dags", help="Skip the DAG runs (no Airflow import: faster).")
+    ] = False,
+) -> None:
+    """One screen: last run of every DAG, each model's champion / challenger / previous with key
+    metrics and its last gate and alias move, open alerts, quarantined batches."""
+    from pipelines.status import KEY_METRICS as STATUS_METRICS
+    from pipelines.status import platform_status
+
+    settings = _settings(ctx)
+    state = platform_status(settings, dag_runs=not no_dags)
+    if as_json:
+        console.print_json(json.dumps(state, default=str))
+        return
+    console.print(f"[bold]personalize[/] — profile {state['profile']}, state dir {state['home']}")
+    runs = state.get("dag_runs")
+    if isinstance(runs, list):
+        table = Table(title="DAG runs (latest)")
+        for column in ("dag", "day", "state", "ended"):
+            table.add_column(column)
+        for run in runs:
+            table.add_row(
+                run["dag_id"], run.get("day") or "—", run["state"], (run.get("ended") or "—")[:19]
+            )
+        console.print(table)
+    elif runs is not None:
+        console.print(f"DAG runs: {runs['error']}")
+    models = state["models"]
+    if "error" in models:
+        console.print(f"models: {models['error']}")
+    else:
+        table = Table(title="Models")
+        for column in ("model", "champion", "challenger", "previous", "last gate", "last move"):
+            table.add_column(column)
+        for name, info in models.items():
+            move = info["last_move"]
+            gate = info["last_gate"]
+            table.add_row(
+                name,
+                _alias_cell(info["champion"], STATUS_METRICS[name]),
+                _alias_cell(info["challenger"], STATUS_METRICS[name]),
+                _alias_cell(info["previous_champion"], STATUS_METRICS[name]),
+                f"v{gate['version']} {gate['decision']}" if gate else "—",
+                f"{move['action']} {_version(move['from_version'])}→{_version(move['to_version'])}"
+                if move
+                else "—",
+            )
+        console.print(table)
+    alerts = state["alerts"]
+    if isinstance(alerts, list):
+        console.print(f"[bold]Open alerts:[/] {len(alerts)}")
+        for alert in alerts[:10]:
+            console.print(
+                f"  [{str(alert.get('severity', '')).upper()}] {alert.get('day') or ''} "
+                f"{alert.get('summary', '')}",
+                highlight=False,
+                markup=False,
+            )
+    quarantined = state["quarantined"]
+    if isinstance(quarantined, list):
+        console.print(f"[bold]Quarantined batches:[/] {len(quarantined)}")
+        for batch in quarantined[:10]:
+            console.print(
+                f"  {batch['table']} {batch['day']}: {batch['summary']} — {batch['next_step']}",
+                highlight=False,
+                markup=False,
+            )
+    console.print("Look around: `personalize up` (Airflow + MLflow UIs), `personalize models`.")
+
+
+def _alias_cell(info: dict | None, metrics: tuple[str, ...]) -> str:
+    """``v3 auc 0.712``: the version and its first key metric, short enough for 80 columns."""
+    if info is None:
+        return "—"
+    metric = metrics[0]
+    label = SHORT_METRIC.get(metric, metric)
+    return f"v{info['version']} {label} {_number(info['metrics'].get(metric))}"

@@ -1,0 +1,158 @@
+"""The model commands: models, promote, rollback, history, status, recommend evaluate."""
+
+from __future__ import annotations
+
+import json
+from datetime import date
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+from pipelines import registry
+from pipelines.cli import app
+from pipelines.config import Settings
+
+runner = CliRunner()
+MODEL = "propensity"
+
+
+def invoke(*args: str):
+    return runner.invoke(app, list(args), catch_exceptions=False)
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["train"],
+        ["models"],
+        ["promote"],
+        ["rollback"],
+        ["history"],
+        ["status"],
+        ["recommend", "evaluate"],
+        ["recommend", "batch"],
+    ],
+)
+def test_every_model_command_has_help(command: list[str]) -> None:
+    result = invoke(*command, "--help")
+    assert result.exit_code == 0
+    assert "Usage" in result.output
+
+
+def register_blessed(settings: Settings, seed: int) -> int:
+    import mlflow
+    from sklearn.linear_model import LogisticRegression
+
+    rng = np.random.default_rng(seed)
+    frame = pd.DataFrame({"a": rng.normal(size=40)})
+    estimator = LogisticRegression().fit(frame, frame["a"] > 0)
+    run = registry.TrainingRun(
+        model=MODEL,
+        log_model=lambda name: mlflow.sklearn.log_model(
+            estimator, name=name, pip_requirements=registry.pinned_requirements()
+        ),
+        metrics={"test_roc_auc": 0.7 + seed / 100},
+        lineage=registry.Lineage(date(2026, 1, 1), date(2026, 1, 30), (), "f" * 64, ()),
+    )
+    version = registry.log_and_register(settings, run).version
+    registry.tag_version(settings, MODEL, version, {"gate.decision": "blessed"})
+    return version
+
+
+def test_promote_rollback_history_and_status(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    settings = Settings(home=home)
+    v1, v2, v3 = (register_blessed(settings, seed) for seed in (1, 2, 3))
+    base = ("--home", str(home))
+
+    assert invoke(*base, "promote", MODEL, str(v1), "--reason", "first").exit_code == 0
+    assert invoke(*base, "promote", MODEL, str(v2), "--reason", "better").exit_code == 0
+    # an engineer moves the alias in the MLflow UI
+    registry.mlflow_client(settings).set_registered_model_alias(MODEL, "champion", str(v3))
+
+    shown = invoke(*base, "history", MODEL, "--json")
+    moves = [json.loads(line) for line in shown.output.splitlines() if line.startswith("{")]
+    assert [(m["action"], m["to_version"]) for m in moves] == [
+        ("promote", v1),
+        ("promote", v2),
+        ("manual", v3),
+    ]
+
+    rolled = invoke(*base, "rollback", MODEL, "--reason", "hand pick was wrong")
+    assert rolled.exit_code == 0, rolled.output
+    assert f"v{v3} -> v{v2}" in rolled.output
+    assert registry.aliases(settings, MODEL)["champion"] == v2
+    assert invoke(*base, "rollback", MODEL, "--reason", "again").exit_code == 0  # v2 -> v1
+    last = invoke(*base, "rollback", MODEL, "--reason", "nothing left")
+    assert last.exit_code == 1
+    assert "no previous champion recorded for propensity" in last.output
+
+    listed = invoke(*base, "models", MODEL, "--json")
+    rows = json.loads(listed.output)[MODEL]
+    assert [r["version"] for r in rows] == [v3, v2, v1]
+    assert rows[-1]["aliases"] == ["champion"]
+
+    state = json.loads(invoke(*base, "status", "--no-dags", "--json").output)
+    assert state["models"][MODEL]["champion"]["version"] == v1
+    assert state["models"][MODEL]["last_move"]["action"] == "rollback"
+    assert state["quarantined"] == [] and state["alerts"] == []
+
+
+def test_promote_refuses_a_version_the_gate_did_not_bless(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    settings = Settings(home=home)
+    version = register_blessed(settings, 1)
+    registry.tag_version(settings, MODEL, version, {"gate.decision": "rejected"})
+    refused = invoke("--home", str(home), "promote", MODEL, str(version), "--reason", "x")
+    assert refused.exit_code == 1 and "not blessed" in refused.output
+    forced = invoke("--home", str(home), "promote", MODEL, str(version), "--reason", "x", "--force")
+    assert forced.exit_code == 0
+    assert registry.aliases(settings, MODEL)["champion"] == version
+
+
+def test_recommend_evaluate_on_a_plain_ratings_csv(tmp_path: Path) -> None:
+    rng = np.random.default_rng(0)
+    users, items = [f"user{u}" for u in range(60)], [f"movie{i}" for i in range(30)]
+    # two tastes: even users like even movies, odd users odd ones
+    rows = [
+        (u, m, int(rng.integers(3, 6)), 1_700_000_000 + t)
+        for t in range(1500)
+        for u, m in [(rng.choice(users), rng.choice(items))]
+        if int(u[4:]) % 2 == int(m[5:]) % 2
+    ]
+    frame = pd.DataFrame(rows, columns=["userId", "movieId", "rating", "timestamp"])
+    frame = frame.drop_duplicates(["userId", "movieId"])
+    cut = frame["timestamp"].quantile(0.8)
+    train, test = tmp_path / "train.csv", tmp_path / "test.csv"
+    frame[frame["timestamp"] <= cut].to_csv(train, index=False)
+    frame[frame["timestamp"] > cut].to_csv(test, index=False)
+    out = tmp_path / "recs.parquet"
+
+    result = invoke(
+        "recommend",
+        "evaluate",
+        "--train",
+        str(train),
+        "--test",
+        str(test),
+        "--k",
+        "5",
+        "--out",
+        str(out),
+    )
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.output)
+    assert report["metrics"]["ndcg_at_5"] > report["baseline"]["popularity"]["ndcg_at_5"]
+    recs = pd.read_parquet(out)
+    assert list(recs.columns) == ["user_id", "item_id", "rank", "score"]
+    assert recs.groupby("user_id").size().max() == 5
+    seen = set(map(tuple, pd.read_csv(train)[["userId", "movieId"]].astype(str).to_numpy()))
+    assert not seen & set(map(tuple, recs[["user_id", "item_id"]].to_numpy()))
+
+    missing = invoke(
+        "recommend", "evaluate", "--train", str(tmp_path / "nope.csv"), "--test", str(test)
+    )
+    assert missing.exit_code == 2 and "no such" in " ".join(missing.output.split())
