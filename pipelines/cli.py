@@ -500,9 +500,15 @@ def _day_reporters() -> dict:
     """Per DAG, what a person wants to see after its run for a day (paths to look at)."""
     from pipelines.features.pipeline import day_report as features_report
     from pipelines.models.pipeline import day_report as train_report
+    from pipelines.monitoring.pipeline import day_report as monitor_report
     from pipelines.validation.ingest import day_report as ingest_report
 
-    return {"ingest": ingest_report, "features": features_report, "train": train_report}
+    return {
+        "ingest": ingest_report,
+        "features": features_report,
+        "train": train_report,
+        "monitor": monitor_report,
+    }
 
 
 def _parse_day(text: str, option: str) -> date:

@@ -355,3 +355,34 @@ def _alias_cell(info: dict | None, metrics: tuple[str, ...]) -> str:
     metric = metrics[0]
     label = SHORT_METRIC.get(metric, metric)
     return f"v{info['version']} {label} {_number(info['metrics'].get(metric))}"
+
+
+@app.command()
+def reports(
+    ctx: typer.Context,
+    model: Annotated[str | None, typer.Argument(help="Only this model.")] = None,
+    limit: Annotated[int, typer.Option("--limit", help="Newest N reports.")] = 20,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """Monitoring reports (drift, live performance), newest first, with their verdicts and the
+    HTML report to open."""
+    from pipelines.monitoring.pipeline import list_reports
+
+    settings = _settings(ctx)
+    if model is not None:
+        _check_model(model)
+    found = list_reports(settings, model)[:limit]
+    if as_json:
+        console.print_json(json.dumps(found, default=str))
+        return
+    if not found:
+        console.print("no monitoring reports yet: they appear after `personalize run monitor`")
+        return
+    for report in found:
+        console.print(
+            f"{report['day']} {report['model']} v{report['version']}: {report['verdict']}",
+            highlight=False,
+            markup=False,
+        )
+        if report["report"]:
+            console.print(f"    {report['report']}", highlight=False, markup=False)

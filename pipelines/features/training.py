@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import glob
 import logging
+from datetime import date
 from typing import TYPE_CHECKING
 
 from pipelines.features.schema import TIMESTAMP
@@ -190,3 +191,27 @@ def _one_row_per_entity_row(features: pd.DataFrame, expected: int, service: str)
             "every entity row exactly once (use the duckdb offline store, not `file`)"
         )
     return features.drop(columns=ROW_ID)
+
+
+def features_at_day(
+    settings: Settings, service: str, day: date, entity_ids: list[str] | None = None
+) -> pd.DataFrame | None:
+    """``service``'s features of every user known at the end of ``day`` (or of ``entity_ids``),
+    as a model scoring that day would see them; None when the day has no features."""
+    import pandas as pd
+
+    from pipelines.days import end_of_day
+    from pipelines.features.offline import read_offline_partition
+
+    if entity_ids is None:
+        activity = read_offline_partition(
+            settings.feast_offline_dir, "user_activity", day, columns=("user_id",)
+        )
+        if activity is None or activity.empty:
+            return None
+        entity_ids = activity["user_id"].astype(str).tolist()
+    entities = pd.DataFrame({"user_id": entity_ids})
+    entities[TIMESTAMP] = pd.Series(end_of_day(day), index=entities.index).astype(
+        "datetime64[us, UTC]"
+    )
+    return training_set(entities, service, settings=settings)

@@ -35,6 +35,7 @@ log = logging.getLogger(__name__)
 FEATURE_SERVICES = {"propensity": "propensity_v1", "recommender": "recommender_v1"}
 HOLDOUT_DIR = "holdout"
 REFERENCE_ROWS = 20_000
+REFERENCE_USERS = 2000  # the monitor's sample of active users, same size
 RECOMMEND_K = 10
 # k = 3 has the best silhouette but only splits buyers from non-buyers; 4..8 gives segments a
 # campaign can use (window shoppers, loyal high spenders, ...) at a silhouette still ~0.35.
@@ -88,8 +89,8 @@ def model_requested(model: str, context: Mapping[str, Any]) -> bool:
     dag_run = context.get("dag_run")
     conf = getattr(dag_run, "conf", None) or {}
     wanted = conf.get("models") or list(MODEL_NAMES)
-    if isinstance(wanted, str):
-        wanted = [wanted]
+    if isinstance(wanted, str):  # a triggered run's templated conf: "propensity,recommender"
+        wanted = [name.strip() for name in wanted.split(",") if name.strip()]
     unknown = sorted(set(wanted) - set(MODEL_NAMES))
     if unknown:
         raise TrainingError(f"unknown model(s) {unknown} in the run conf; expected {MODEL_NAMES}")
@@ -199,7 +200,7 @@ def _truth(settings: Settings, name: str) -> pd.DataFrame | None:
 
 def propensity_run(settings: Settings, end: date) -> TrainingRun:
     from pipelines.features.offline import read_curated_window
-    from pipelines.features.training import training_set
+    from pipelines.features.training import features_at_day, training_set
     from pipelines.models.propensity import (
         HORIZON_DAYS,
         KEY_COLUMNS,
@@ -230,7 +231,10 @@ def propensity_run(settings: Settings, end: date) -> TrainingRun:
     keys = result.test_predictions[list(KEY_COLUMNS)]
     holdout = frame.merge(keys, on=list(KEY_COLUMNS), how="inner")
     features = list(result.feature_columns)
-    reference = _sample(frame, REFERENCE_ROWS, settings.train_seed)
+    # drift compares like with like: every user's features at the end of the window, as a day of
+    # monitoring sees them, with the model's scores
+    reference = features_at_day(settings, FEATURE_SERVICES["propensity"], end)
+    reference = _sample(reference, REFERENCE_ROWS, settings.train_seed)
     reference = reference[[*KEY_COLUMNS, *features]].assign(
         score=result.model.predict_proba(reference)[:, 1]
     )
@@ -271,6 +275,8 @@ def propensity_run(settings: Settings, end: date) -> TrainingRun:
 
 
 def recommender_run(settings: Settings, end: date) -> TrainingRun:
+    import pandas as pd
+
     from pipelines.features.offline import read_curated_window
     from pipelines.models.ranking import metrics_at_k_figure
     from pipelines.models.recommender import evaluate_events, split_interactions
@@ -311,7 +317,11 @@ def recommender_run(settings: Settings, end: date) -> TrainingRun:
     metrics.update({f"valid_{k}": v for k, v in evaluation.selection.scores.items()})
     history = split.train_and_valid
     seen = history[["user_id", "item_id"]].astype(str).drop_duplicates()
-    reference = recommended_categories(model, items, _sample_users(history, settings))
+    # what monitoring compares with: the categories recommended to the users active on the last
+    # day of the window (a later day's active users get the same treatment)
+    last_day = events[events["event_ts"] >= pd.Timestamp(end, tz="UTC")]
+    active = sorted(last_day["user_id"].astype(str).unique())[:REFERENCE_USERS]
+    reference = recommended_categories(model, items, active or _sample_users(history, settings))
     rows = [
         (name, chosen.get(name), popularity.get(name))
         for name in ("ndcg_at_10", "recall_at_10", "precision_at_10", "map_at_10", "hit_rate_at_10")

@@ -19,13 +19,13 @@ from pipelines.models.testing import curated_shop
 from pipelines.orchestration import run_dag
 
 START = date(2027, 3, 1)
-DAYS = 24
+DAYS = 30
 END = START + timedelta(days=DAYS - 1)
 
 
 @pytest.fixture(scope="module")
 def trained(airflow_settings: Settings) -> tuple[Settings, list]:
-    curated_shop(airflow_settings, ShopSpec(users=700, items=150, days=DAYS, seed=5, start=START))
+    curated_shop(airflow_settings, ShopSpec(users=600, items=150, days=DAYS, seed=5, start=START))
     records = run_dag(airflow_settings, "train", END)
     return airflow_settings, records
 

@@ -1,0 +1,90 @@
+"""
+### monitor — drift, live performance and the actions they call for
+
+Runs when the `features` asset is updated (the event names the day), or for an explicit day with
+`personalize run monitor --date D`. For every model with a `champion`:
+
+1. **check_data** — the day's features exist; feature days missing in the week before (a
+   quarantined batch, a day that never landed) raise a `missing_data` alert;
+2. **monitor_<model>** — data drift of the champion's inputs and drift of its predictions against
+   the reference sample stored with its training run (Evidently, HTML + JSON under
+   `reports/<model>/<date>/`, also logged to the MLflow experiment `personalize-monitoring`); live
+   performance once labels have matured, beside the `previous_champion` scored in shadow on the
+   same rows. The gates decide: alert, retrain, or roll back (audited, alerted);
+3. **plan_retrain** → **trigger_train** — when drift calls for it (at most once per cool-down),
+   a `train` run for the day and the drifted models.
+
+Thresholds live in `pipelines/gates.toml` (`[monitoring]`); alerts go to `alerts.jsonl` and to the
+webhook / e-mail configured in the settings. What to do about each alert: `docs/runbook.md`.
+"""
+
+from __future__ import annotations
+
+from airflow.providers.standard.operators.trigger_dagrun import TriggerDagRunOperator
+from airflow.sdk import dag, task
+from assets import FEATURES
+
+from pipelines.config import get_settings
+from pipelines.orchestration.dag_defaults import dag_defaults
+
+SETTINGS = get_settings()
+MODEL_NAMES = ("propensity", "recommender", "segmentation")
+
+
+@dag(
+    dag_id="monitor",
+    schedule=[FEATURES],
+    catchup=False,
+    max_active_runs=1,
+    tags=["personalize", "monitoring", "evidently"],
+    **dag_defaults(SETTINGS),
+    doc_md=__doc__,
+)
+def monitor() -> None:
+    @task
+    def check_data(**context: object) -> dict:
+        from airflow.sdk.exceptions import AirflowFailException
+
+        from pipelines.monitoring.pipeline import MonitoringError, check_data_for_run
+
+        try:
+            return check_data_for_run(context)
+        except MonitoringError as problem:  # alerted already; a retry would not bring the data
+            raise AirflowFailException(str(problem)) from None
+
+    @task
+    def watch(model: str, **context: object) -> dict:
+        from pipelines.monitoring.pipeline import monitor_model_for_run
+
+        return monitor_model_for_run(model, context)
+
+    @task
+    def plan_retrain(verdicts: list, **context: object) -> dict:
+        from airflow.sdk.exceptions import AirflowSkipException
+
+        from pipelines.monitoring.pipeline import plan_retrain_for_run
+
+        plan = plan_retrain_for_run(verdicts, context)
+        if plan is None:
+            raise AirflowSkipException("no model needs retraining")
+        return plan
+
+    checked = check_data()
+    verdicts = []
+    for model in MODEL_NAMES:
+        verdict = watch.override(task_id=f"monitor_{model}")(model)
+        checked >> verdict
+        verdicts.append(verdict)
+    plan = plan_retrain(verdicts)
+    plan >> TriggerDagRunOperator(
+        task_id="trigger_train",
+        trigger_dag_id="train",
+        conf={
+            "day": "{{ ti.xcom_pull(task_ids='plan_retrain')['day'] }}",
+            "models": "{{ ti.xcom_pull(task_ids='plan_retrain')['models'] }}",
+        },
+        wait_for_completion=False,
+    )
+
+
+monitor()
