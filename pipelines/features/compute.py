@@ -90,6 +90,7 @@ def user_activity(
     columns["rfm_recency"] = rfm_score(columns["days_since_last_event"], higher_is_better=False)
     columns["rfm_frequency"] = rfm_score(np.where(bought, columns["purchases_30d"], np.nan))
     columns["rfm_monetary"] = rfm_score(np.where(bought, columns["spend_30d"], np.nan))
+    columns.update(_view_prices(window, n))
     columns.update(_device_shares(window, n))
     columns.update(_top_categories(window, n))
     return _assemble(keys, end, USER_ACTIVITY, columns)
@@ -146,6 +147,7 @@ class _Window:
     us: np.ndarray  # event time, microseconds since the epoch
     kind: np.ndarray  # index into EVENT_TYPES, -1 for anything else
     amount: np.ndarray  # price * quantity, 0 where unknown
+    price: np.ndarray  # unit price, NaN where unknown
     session: np.ndarray  # session code, -1 for null
     device: np.ndarray  # index into DEVICES, -1 for null or unknown
     category: np.ndarray  # category code (codes sort like the names), -1 for unknown
@@ -186,6 +188,7 @@ def _window_events(
         us=us[keep],
         kind=_codes(frame["event_type"], EVENT_TYPES),
         amount=np.nan_to_num(price * quantity),
+        price=price,
         session=_factorized(frame["session_id"]),
         device=_codes(frame["device"], DEVICES),
         category=category,
@@ -240,15 +243,33 @@ def _carried(
 
 
 def _device_shares(window: _Window, n: int) -> dict[str, np.ndarray]:
-    """Share of each device among the 30-day events that name a device (0 if none do)."""
+    """Share of each device among the window's events that name a device (0 if none do).
+
+    The 1- and 7-day shares move within days of a change in how people shop (a new app, a
+    mobile campaign); the 30-day share is the user's habit.
+    """
     named = window.device >= 0
-    denominator = window.count(n, HISTORY_DAYS, named)
-    return {
-        f"device_share_{device}_30d": _ratio(
-            window.count(n, HISTORY_DAYS, window.device == code), denominator
-        )
-        for code, device in enumerate(DEVICES)
-    }
+    shares = {}
+    for w in WINDOWS:
+        denominator = window.count(n, w, named)
+        for code, device in enumerate(DEVICES):
+            shares[f"device_share_{device}_{w}d"] = _ratio(
+                window.count(n, w, window.device == code), denominator
+            )
+    return shares
+
+
+def _view_prices(window: _Window, n: int) -> dict[str, np.ndarray]:
+    """Mean price of the items a user viewed (NaN without priced views): price level they see."""
+    priced = (window.kind == VIEW) & ~np.isnan(window.price)
+    prices = np.nan_to_num(window.price)
+    out = {}
+    for w in (1, 7):
+        count = window.count(n, w, priced)
+        total = window.total(n, w, prices, priced)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            out[f"avg_view_price_{w}d"] = np.where(count > 0, total / np.maximum(count, 1), np.nan)
+    return out
 
 
 def _top_categories(window: _Window, n: int) -> dict[str, np.ndarray]:

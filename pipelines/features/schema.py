@@ -56,8 +56,13 @@ USER_ACTIVITY: tuple[FeatureColumn, ...] = (
     FeatureColumn("rfm_frequency", "int64", "RFM frequency score 1-5 (purchases, 30 days)"),
     FeatureColumn("rfm_monetary", "int64", "RFM monetary score 1-5 (spend, 30 days)"),
     *(
-        FeatureColumn(f"device_share_{d}_30d", "float64", f"Share of events from {d}, 30 days")
+        FeatureColumn(f"avg_view_price_{w}d", "float64", f"Mean price of viewed items, {w} day(s)")
+        for w in (1, 7)
+    ),
+    *(
+        FeatureColumn(f"device_share_{d}_{w}d", "float64", f"Share of events from {d}, {w} day(s)")
         for d in DEVICES
+        for w in WINDOWS
     ),
     *(
         column

@@ -23,7 +23,8 @@ from typing import Any
 from pipelines.config import Settings
 from pipelines.data import contract
 from pipelines.data.partitions import PartitionWriter, partition_dir, write_table
-from pipelines.monitoring.alerts import Alert, write_alert
+from pipelines.monitoring.alerts import Alert
+from pipelines.monitoring.delivery import deliver
 from pipelines.validation.batch import (
     BatchUnreadable,
     LandedBatch,
@@ -204,7 +205,8 @@ def quarantine(settings: Settings, outcome: ValidationOutcome, files: list[Path]
     for path in files:
         path.unlink()
     _remove_if_empty(files[0].parent if files else None)
-    write_alert(settings.alerts_file, quarantine_alert(outcome, target))
+    # on every configured channel (webhook, e-mail) and always in alerts.jsonl; never raises
+    deliver(quarantine_alert(outcome, target), settings)
     return target
 
 

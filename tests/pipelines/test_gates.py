@@ -178,7 +178,7 @@ def test_monitoring_section() -> None:
     assert monitoring.drift_share_threshold == 0.3
     assert monitoring.retrain_cooldown_hours == 24
     assert monitoring.bootstrap.confidence == pytest.approx(0.95)
-    assert "days_since_last_event" in monitoring.key_features["propensity"]
+    assert "device_share_ios_1d" in monitoring.key_features["propensity"]
     assert monitoring.floors["propensity"] == PerformanceFloor("roc_auc", 0.65, "higher")
     assert "segmentation" not in monitoring.floors
 
