@@ -222,7 +222,10 @@ def test_model_reaches_what_the_features_allow(result, frame, truth):
         "to the true probabilities themselves from the same training rows (the test above) "
         "reaches 0.7225 = 0.901 x oracle; on a 10k-user shop that ceiling is 0.88 x oracle. Only "
         "a split without the label-horizon gap passes, through leakage (its test Brier is below "
-        "the oracle's). The lead decides whether the bound moves to the features' ceiling."
+        "the oracle's). Honest variants tried (refit on every snapshot whose label closes before "
+        "test, weights toward later snapshots, dropping the earliest days, averaging logistic and "
+        "boosting, per-session rates) reach 0.886-0.896 x oracle, within the noise between "
+        "settings. The lead decides whether the bound moves to the features' ceiling."
     ),
 )
 def test_test_auc_reaches_nine_tenths_of_the_oracle(result):
