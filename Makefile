@@ -33,7 +33,8 @@ quickstart: sync ## set up and run the main job on the embedded default (no serv
 	rm -rf "$(PERSONALIZE_HOME)"
 	$(PERSONALIZE) generate --users 2000 --items 500 --days 30 --seed 42 --start 2026-01-01
 	$(PERSONALIZE) backfill ingest --start 2026-01-01 --end 2026-01-30 --follow
-	$(PERSONALIZE) config
+	$(PERSONALIZE) train
+	$(PERSONALIZE) status
 
 test: sync ## lint and run the whole test suite
 	$(VENV)/bin/ruff check .

@@ -253,9 +253,12 @@ def _device_shares(window: _Window, n: int) -> dict[str, np.ndarray]:
     for w in WINDOWS:
         denominator = window.count(n, w, named)
         for code, device in enumerate(DEVICES):
-            shares[f"device_share_{device}_{w}d"] = _ratio(
-                window.count(n, w, window.device == code), denominator
-            )
+            share = _ratio(window.count(n, w, window.device == code), denominator)
+            if w < HISTORY_DAYS:
+                # no events in a short window is "unknown", not "0 % on every device": a busy
+                # Saturday must not look like a shift from web to nowhere
+                share = np.where(denominator > 0, share, np.nan)
+            shares[f"device_share_{device}_{w}d"] = share
     return shares
 
 

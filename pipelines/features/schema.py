@@ -60,7 +60,12 @@ USER_ACTIVITY: tuple[FeatureColumn, ...] = (
         for w in (1, 7)
     ),
     *(
-        FeatureColumn(f"device_share_{d}_{w}d", "float64", f"Share of events from {d}, {w} day(s)")
+        FeatureColumn(
+            f"device_share_{d}_{w}d",
+            "float64",
+            f"Share of events from {d}, {w} day(s)"
+            + ("" if w == 30 else "; null without events in the window"),
+        )
         for d in DEVICES
         for w in WINDOWS
     ),

@@ -43,6 +43,7 @@ LIVE_SNAPSHOT_DAYS = 3  # matured propensity snapshots scored per day (more rows
 LIVE_INTERACTION_DAYS = 3  # recommender: the last days' new interactions are its live truth
 GAP_LOOKBACK_DAYS = 7  # missing feature days looked for behind the monitored day
 RECOMMENDER_SAMPLE_USERS = 2000
+REPORT_COLUMNS = 12  # every column is judged; the HTML shows the drifted, key and closest ones
 
 
 class MonitoringError(Exception):
@@ -225,24 +226,62 @@ def _drift(
         (day - first).days + 1,
     )
     threshold = load_monitoring_config(settings.gates_file).drift_share_threshold
-    drift = html = None
-    if kept:
-        drift, snapshot = data_drift(
-            reference, current, kept, seed=settings.train_seed, drift_share_threshold=threshold
+    if not kept:
+        return None, None, None
+    has_prediction = prediction_column in reference.columns and prediction_column in current.columns
+    compared = kept + ([prediction_column] if has_prediction else [])
+    reference = (
+        reference.assign(
+            **{prediction_column: _as_labels(reference[prediction_column], prediction_column)}
         )
-        drift.skipped.update(skipped)
-        html, _ = save_report(snapshot, drift, directory, "drift")
+        if has_prediction
+        else reference
+    )
+    current = (
+        current.assign(
+            **{prediction_column: _as_labels(current[prediction_column], prediction_column)}
+        )
+        if has_prediction
+        else current
+    )
+    # one Evidently run (and one HTML page) for the inputs and the output: the plots dominate
+    # a report's time, and an engineer reads both on the same page
+    config = load_monitoring_config(settings.gates_file)
+    both, snapshot = data_drift(
+        reference,
+        current,
+        compared,
+        seed=settings.train_seed,
+        drift_share_threshold=threshold,
+        report_columns=REPORT_COLUMNS,
+        always_report=[*config.key_features.get(model, ()), prediction_column],
+    )
+    drift = _subset(both, [c for c in both.columns if c.column != prediction_column], threshold)
+    drift.skipped.update(skipped)
     prediction = None
-    if prediction_column in reference.columns and prediction_column in current.columns:
-        from pipelines.monitoring.drift import prediction_drift
-
-        prediction, snapshot = prediction_drift(
-            _as_labels(reference[prediction_column], prediction_column),
-            _as_labels(current[prediction_column], prediction_column),
-            name=prediction_column,
+    if has_prediction:
+        prediction = _subset(both, [c for c in both.columns if c.column == prediction_column], 1.0)
+    html, _ = save_report(snapshot, drift, directory, "drift")
+    if prediction is not None:
+        (directory / "prediction_drift.json").write_text(
+            json.dumps({**prediction.to_dict(), "report_html": str(html)}, indent=2, default=str)
         )
-        save_report(snapshot, prediction, directory, "prediction_drift")
     return drift, prediction, html
+
+
+def _subset(result: DriftResult, columns: list[Any], threshold: float) -> DriftResult:
+    """The verdict over some of a report's columns, with its own share and dataset verdict."""
+    from dataclasses import replace
+
+    share = sum(c.drifted for c in columns) / len(columns) if columns else 0.0
+    return replace(
+        result,
+        columns=columns,
+        drift_share=share,
+        drift_share_threshold=threshold,
+        dataset_drifted=bool(columns) and share >= threshold,
+        skipped=dict(result.skipped),
+    )
 
 
 def _as_labels(values: pd.Series, column: str) -> pd.Series:

@@ -7,6 +7,7 @@ days. Shares the session's Airflow and state dir with the other DAG tests, on da
 from __future__ import annotations
 
 from datetime import date, timedelta
+from pathlib import Path
 
 import mlflow
 import pytest
@@ -43,7 +44,8 @@ def watched(airflow_settings: Settings) -> tuple[Settings, list]:
     for model in ("propensity", "segmentation", "recommender"):
         trained = train_model(settings, model, TRAIN_END)
         carry_out_gate(settings, gate_version(settings, model, trained.version))
-    records = backfill(settings, "monitor", CLEAN_DAYS[0], LAST, follow=True)
+    # not followed: the retrain a drift triggers is checked as queued, not run (train has its tests)
+    records = backfill(settings, "monitor", CLEAN_DAYS[0], LAST, follow=False)
     return settings, records
 
 
@@ -74,14 +76,13 @@ def test_planted_drift_is_alerted_with_its_features_a_report_and_a_retrain(
     assert first["day"] in (str(DRIFT_DAY), str(DRIFT_DAY + timedelta(days=1)))
     drifted = [f["column"] for f in first["details"]["drifted_features"]]
     # covariate drift moves users to mobile devices and raises prices
-    assert any(c.startswith("device_share_") or "spend" in c or "order" in c for c in drifted)
-    assert first["report"] and (settings.state_dir / first["report"]).exists() or (
-        first["report"] and __import__("pathlib").Path(first["report"]).exists()
-    )
+    assert any(c.startswith(("device_share_", "avg_view_price_")) for c in drifted), drifted
+    assert first["report"] and Path(first["report"]).exists()
     assert "docs/runbook.md#drift" in first["runbook_link"]
     assert monitor_alerts(settings, "retrain"), "drift did not trigger a retrain"
-    followed = [r for r in records if r.dag_id == "train"]
-    assert followed and followed[0].day >= DRIFT_DAY
+    triggered = [f for r in records for f in r.follow_ups if f.dag_id == "train"]
+    assert triggered and triggered[0].day >= DRIFT_DAY
+    assert triggered[0].source == "trigger" and triggered[0].conf.get("models")
     runs = mlflow.search_runs(
         experiment_names=[registry.MONITORING_EXPERIMENT],
         filter_string=f"tags.day = '{first['day']}' and tags.model = '{first['model']}'",

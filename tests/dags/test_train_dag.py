@@ -117,3 +117,50 @@ def artifact_paths(client, run_id: str, path: str | None = None) -> set[str]:
     for entry in client.list_artifacts(run_id, path):
         found |= artifact_paths(client, run_id, entry.path) if entry.is_dir else {entry.path}
     return found
+
+
+def test_personalize_train_runs_the_dag_for_one_model_and_says_what_happened(
+    trained: tuple[Settings, list],
+) -> None:
+    from typer.testing import CliRunner
+
+    from pipelines.cli import app
+
+    settings, _ = trained
+    before = len(registry.versions(settings, "segmentation"))
+    result = CliRunner().invoke(
+        app,
+        ["--home", str(settings.state_dir), "train", "segmentation", "--date", END.isoformat()],
+        catch_exceptions=False,
+    )
+    assert result.exit_code == 0, result.output
+    assert len(registry.versions(settings, "segmentation")) == before + 1
+    newest = registry.versions(settings, "segmentation")[0]
+    assert f"segmentation v{newest.version}: {newest.tags['gate.decision']}" in result.output
+    listed = CliRunner().invoke(
+        app, ["--home", str(settings.state_dir), "models", "segmentation"], catch_exceptions=False
+    )
+    assert listed.exit_code == 0 and str(newest.version) in listed.output
+
+
+def test_recommend_batch_serves_the_champions_top_k_online(trained: tuple[Settings, list]) -> None:
+    from typer.testing import CliRunner
+
+    from pipelines.cli import app
+    from pipelines.features.online import online_features
+
+    settings, _ = trained
+    champion = registry.aliases(settings, "recommender").get(registry.CHAMPION)
+    if champion is None:
+        pytest.skip("the recommender was not blessed on this data")
+    result = CliRunner().invoke(
+        app,
+        ["--home", str(settings.state_dir), "recommend", "batch", "--date", END.isoformat()],
+        catch_exceptions=False,
+    )
+    assert result.exit_code == 0, result.output
+    user = registry.load_reference_sample(settings, "recommender")["user_id"].iloc[0]
+    served = online_features(settings, [user], "recommendations_v1").iloc[0]
+    items = served["recommended_item_ids"].split(",")
+    assert len(items) == 10 and len(set(items)) == 10
+    assert served["recommender_version"] == champion

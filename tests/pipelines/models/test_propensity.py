@@ -228,9 +228,25 @@ def test_model_reaches_what_the_features_allow(result, frame, truth):
         "settings. The lead decides whether the bound moves to the features' ceiling."
     ),
 )
-def test_test_auc_reaches_nine_tenths_of_the_oracle(result):
+def test_test_auc_reaches_nine_tenths_of_the_oracle_on_the_first_month(result):
     metrics = result.metrics()
     assert metrics["test_roc_auc"] >= 0.9 * metrics["oracle_test_roc_auc"]
+
+
+def test_test_auc_reaches_nine_tenths_of_the_oracle_once_windows_are_full(tmp_path_factory):
+    """The quickstart shop as the platform trains on it after its live weeks (issue 8: 30 days
+    of history + 3 weeks): 2,000 users, 500 items, 51 days, the last 30 the training window, so
+    every snapshot's 30-day features cover 30 days. Here the bound holds (0.92 x oracle)."""
+    shop = synthetic_shop(tmp_path_factory.mktemp("shop51"), ShopSpec(days=51))
+    truth = pd.read_parquet(shop.truth_dir / "purchase_probability_7d.parquet")
+    days = label_complete_days(shop.days[-1], shop.days[-30])
+    labels = purchase_labels(shop.events, shop.users, days)
+    frame = feast_like(
+        labels.merge(shop.user_activity, on=["user_id", "event_timestamp"], how="left")
+    )
+    metrics = fit_propensity(frame, truth=truth, time_budget_s=20, **FAST).metrics()
+    assert metrics["test_roc_auc"] >= 0.9 * metrics["oracle_test_roc_auc"], metrics
+    assert metrics["test_roc_auc"] >= metrics["baseline_test_roc_auc"] - 0.01
 
 
 def test_model_beats_or_matches_the_logistic_baseline(result):

@@ -261,3 +261,19 @@ def test_the_preset_gives_the_same_verdicts(mixed) -> None:
         (c.column, c.drifted) for c in light.columns
     ]
     assert preset.drift_share == light.drift_share
+
+
+def test_screening_judges_every_column_as_the_full_report_and_draws_fewer(activity) -> None:
+    """report_columns: same per-column verdicts and scores, a report of the interesting ones."""
+    reference, current = days(activity, [20]), days(activity, [27])
+    columns = [c for c in feature_columns(activity) if window_days(c) <= 7]
+    full, _ = data_drift(reference, current, columns)
+    screened, snapshot = data_drift(
+        reference, current, columns, report_columns=3, always_report=["views_7d"]
+    )
+    assert [(c.column, c.drifted, round(c.score, 9)) for c in screened.columns] == [
+        (c.column, c.drifted, round(c.score, 9)) for c in full.columns
+    ]
+    drawn = {m["config"]["column"] for m in snapshot.dict()["metrics"] if "column" in m["config"]}
+    assert "views_7d" in drawn
+    assert len(drawn) == max(3, sum(c.drifted for c in full.columns)) < len(columns)

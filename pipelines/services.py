@@ -1,0 +1,903 @@
+"""Start, watch and stop the platform's UIs: Airflow (API server, scheduler, DAGs) and MLflow.
+
+``personalize up`` runs each component as a child process in its own process group (its own
+session), so a terminal's Ctrl-C reaches only ``up`` itself, which then stops the groups in order,
+and ``personalize down`` can stop a detached set later from another shell. Per component:
+
+* ``<state_dir>/run/<name>.pid`` — JSON ``{"pid", "start_ticks", "url", "argv"}``. The start time
+  (Linux ``/proc/<pid>/stat``) guards against PID reuse: a pid file whose PID now belongs to another
+  program is stale, and ``down`` never signals that program.
+* ``<state_dir>/logs/<name>.log`` — the component's stdout and stderr.
+
+The Airflow components are what ``airflow standalone`` runs, started one by one so each has its own
+log and pid file, with two deliberate differences on a laptop-sized machine: no triggerer unless
+asked for (none of our DAGs defers a task) and two executor slots (``parallelism``), since a task
+of ours is CPU-bound and two cores are the norm. MLflow's job runner (GenAI jobs, seven ``huey``
+processes) is switched off for the same reason.
+
+The functions that decide (environment, commands, ports, pid-file state) are pure or read-only;
+the ones that act (``start``, ``stop``) are few and small. Nothing is imported from Airflow or
+MLflow: they run in the children only.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Literal
+
+from pipelines.config import Settings
+
+HOST = "127.0.0.1"
+AIRFLOW_PORT = 8080
+MLFLOW_PORT = 5000
+START_TIMEOUT_SECONDS = 180.0
+STOP_TIMEOUT_SECONDS = 15.0
+AIRFLOW_HEALTH_PATH = "/api/v2/monitor/health"
+MLFLOW_HEALTH_PATH = "/health"
+AIRFLOW_USER = "admin"
+AIRFLOW_COMPONENTS = ("api-server", "scheduler", "dag-processor")
+UI_SERVICES = frozenset({"airflow-api-server", "mlflow"})
+
+# Airflow settings for the services; an AIRFLOW__* variable the operator exported wins over these.
+AIRFLOW_SERVICE_TUNING = {
+    # two task processes at a time: our tasks are CPU-bound and the machine has two cores
+    "AIRFLOW__CORE__PARALLELISM": "2",
+    "AIRFLOW__CORE__MAX_ACTIVE_TASKS_PER_DAG": "2",
+    "AIRFLOW__DAG_PROCESSOR__PARSING_PROCESSES": "1",
+    "AIRFLOW__API__WORKERS": "1",
+}
+
+ServiceState = Literal["running", "orphaned", "stale"]
+
+
+class ServiceError(RuntimeError):
+    """A service cannot be started or stopped; the message says which, why and what to do."""
+
+
+# ---- what to run ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ServiceSpec:
+    """One long-running component: how to start it and, for a UI, where it answers when ready."""
+
+    name: str
+    argv: tuple[str, ...]
+    env: Mapping[str, str] = field(repr=False)
+    url: str | None = None  # what a person opens
+    health_url: str | None = None  # answers 200 once the component serves
+
+
+@dataclass(frozen=True)
+class ServicePlan:
+    """What ``up`` does, in order: start the ``independent`` services; run the ``prepare`` steps to
+    completion; start the other services except the ``background`` ones; wait until every health
+    URL answers; start the ``background`` services.
+
+    The order is about CPU on a small machine: each Airflow process spends 10-30 s importing
+    Airflow, so the UIs come up first and the scheduler and DAG processor follow once they answer.
+    """
+
+    services: tuple[ServiceSpec, ...]
+    prepare: tuple[ServiceSpec, ...] = ()
+    independent: frozenset[str] = frozenset()
+    background: frozenset[str] = frozenset()
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        return tuple(spec.name for spec in self.services)
+
+
+def _python_bin_dir() -> Path:
+    return Path(sys.executable).parent
+
+
+def _child_path(base_env: Mapping[str, str]) -> str:
+    """PATH with this interpreter's bin dir first: Airflow starts helper processes by name."""
+    bin_dir = str(_python_bin_dir())
+    rest = [p for p in base_env.get("PATH", os.defpath).split(os.pathsep) if p and p != bin_dir]
+    return os.pathsep.join([bin_dir, *rest])
+
+
+def airflow_service_environment(
+    settings: Settings,
+    port: int,
+    base_env: Mapping[str, str] | None = None,
+    log_level: str = "WARNING",
+) -> dict[str, str]:
+    """The environment of every Airflow component ``up`` starts for ``settings``.
+
+    The same home, database, DAGs folder and keys as in-process runs (``airflow_environment``), the
+    platform's ``PERSONALIZE_*`` settings for the DAG files and tasks, the API server bound to
+    ``HOST:port`` (and the task runners told where its execution API is), ``log_level`` for the
+    log files (WARNING: at INFO the scheduler's log also holds every task's log, which Airflow
+    keeps under ``<home>/airflow/logs`` anyway), and :data:`AIRFLOW_SERVICE_TUNING` unless the
+    operator exported those variables.
+    """
+    from pipelines.orchestration.airflow_env import airflow_environment
+
+    base = dict(os.environ if base_env is None else base_env)
+    env = {**base, **settings.as_environment(), **airflow_environment(settings)}
+    for name, value in AIRFLOW_SERVICE_TUNING.items():
+        env[name] = base.get(name, value)
+    env.update(
+        {
+            "AIRFLOW__API__HOST": HOST,
+            "AIRFLOW__API__PORT": str(port),
+            "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"http://{HOST}:{port}/execution/",
+            "AIRFLOW__API__INSTANCE_NAME": f"personalize ({settings.profile})",
+            "AIRFLOW__LOGGING__LOGGING_LEVEL": log_level,
+            "PATH": _child_path(base),
+            "PYTHONUNBUFFERED": "1",
+        }
+    )
+    return env
+
+
+def mlflow_service_environment(
+    settings: Settings, base_env: Mapping[str, str] | None = None
+) -> dict[str, str]:
+    """The MLflow server's environment: the platform settings, no GenAI job runner, and no usage
+    telemetry from a local platform (the operator's own setting of either wins)."""
+    base = dict(os.environ if base_env is None else base_env)
+    return {
+        **base,
+        **settings.as_environment(),
+        "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": base.get(
+            "MLFLOW_SERVER_ENABLE_JOB_EXECUTION", "false"
+        ),
+        "MLFLOW_DISABLE_TELEMETRY": base.get("MLFLOW_DISABLE_TELEMETRY", "true"),
+        "PATH": _child_path(base),
+        "PYTHONUNBUFFERED": "1",
+    }
+
+
+def mlflow_command(settings: Settings, port: int) -> tuple[str, ...]:
+    """``mlflow server`` on the profile's tracking/registry store, bound to localhost only.
+
+    Bound to 127.0.0.1, MLflow 3's security middleware (allowed hosts, CORS) keeps its localhost
+    defaults; one worker is plenty for one engineer.
+    """
+    return (
+        sys.executable,
+        "-m",
+        "mlflow",
+        "server",
+        "--backend-store-uri",
+        settings.mlflow_tracking_uri,
+        "--registry-store-uri",
+        settings.mlflow_tracking_uri,
+        "--default-artifact-root",
+        settings.mlflow_artifact_root,
+        "--host",
+        HOST,
+        "--port",
+        str(port),
+        "--workers",
+        "1",
+    )
+
+
+def airflow_command(component: str) -> tuple[str, ...]:
+    return (sys.executable, "-m", "airflow", *component.split())
+
+
+def plan_services(
+    settings: Settings,
+    *,
+    airflow_port: int = AIRFLOW_PORT,
+    mlflow_port: int = MLFLOW_PORT,
+    triggerer: bool = False,
+    log_level: str = "WARNING",
+) -> ServicePlan:
+    """The processes ``personalize up`` runs for ``settings`` (pure: nothing is started).
+
+    ``airflow db migrate`` is the one preparation step (creates or upgrades the metadata DB; it is
+    skipped when :func:`airflow_db_is_current` says this Airflow version already migrated it).
+    MLflow migrates its own store at start, so it starts alongside the migration.
+    """
+    airflow_env = airflow_service_environment(settings, airflow_port, log_level=log_level)
+    airflow_url = f"http://{HOST}:{airflow_port}"
+    mlflow_url = f"http://{HOST}:{mlflow_port}"
+    mlflow = ServiceSpec(
+        name="mlflow",
+        argv=mlflow_command(settings, mlflow_port),
+        env=mlflow_service_environment(settings),
+        url=mlflow_url,
+        health_url=mlflow_url + MLFLOW_HEALTH_PATH,
+    )
+    components = [*AIRFLOW_COMPONENTS, *(("triggerer",) if triggerer else ())]
+    airflow = tuple(
+        ServiceSpec(
+            name=f"airflow-{component}",
+            argv=airflow_command(component),
+            env=airflow_env,
+            url=airflow_url if component == "api-server" else None,
+            health_url=airflow_url + AIRFLOW_HEALTH_PATH if component == "api-server" else None,
+        )
+        for component in components
+    )
+    prepare = ()
+    if not airflow_db_is_current(settings):
+        prepare = (
+            ServiceSpec(
+                name="airflow-db-migrate", argv=airflow_command("db migrate"), env=airflow_env
+            ),
+        )
+    return ServicePlan(
+        services=(mlflow, *airflow),
+        prepare=prepare,
+        independent=frozenset({"mlflow"}),
+        background=frozenset(spec.name for spec in airflow if spec.health_url is None),
+    )
+
+
+# ---- the Airflow metadata DB ------------------------------------------------------------------
+
+
+def _airflow_version() -> str:
+    from importlib import metadata
+
+    try:
+        return metadata.version("apache-airflow")
+    except metadata.PackageNotFoundError:
+        return "unknown"
+
+
+def migration_marker(settings: Settings) -> Path:
+    return settings.airflow_home / ".personalize-db-migrated"
+
+
+def _marker_text(settings: Settings) -> str:
+    return f"{_airflow_version()} {settings.airflow_sql_alchemy_conn}"
+
+
+def airflow_db_is_current(settings: Settings) -> bool:
+    """Whether ``up`` migrated this metadata DB with the installed Airflow already.
+
+    ``airflow db migrate`` costs 10-15 s of CPU even with nothing to do (Airflow's import time), so
+    ``up`` records a marker after a successful run and skips it while the marker, the Airflow
+    version and (local profile) the SQLite file all still match.
+    """
+    marker = migration_marker(settings)
+    if not marker.exists() or marker.read_text().strip() != _marker_text(settings):
+        return False
+    if settings.profile == "local":
+        return (settings.airflow_home / "airflow.db").exists()
+    return True
+
+
+def mark_airflow_db_current(settings: Settings) -> None:
+    marker = migration_marker(settings)
+    marker.parent.mkdir(parents=True, exist_ok=True)
+    marker.write_text(_marker_text(settings) + "\n")
+
+
+# ---- ports ------------------------------------------------------------------------------------
+
+
+def port_is_free(port: int, host: str = HOST) -> bool:
+    """Whether a server could bind ``host:port`` now (the same test the server will make)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((host, port))
+        except OSError:
+            return False
+    return True
+
+
+def free_port(host: str = HOST) -> int:
+    """A port nothing listens on now (the kernel's choice)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((host, 0))
+        return int(sock.getsockname()[1])
+
+
+def resolve_ports(requested: Mapping[str, int], host: str = HOST) -> dict[str, int]:
+    """``{option: port}`` with 0 replaced by a free port; raises if a named port is taken.
+
+    A busy port is an error, not a silent move elsewhere: the URL printed, bookmarked and written
+    in docs stays the same, and the message says which option picks another one.
+    """
+    resolved: dict[str, int] = {}
+    for option, port in requested.items():
+        if port == 0:
+            port = free_port(host)
+            while port in resolved.values():
+                port = free_port(host)
+        elif not 0 < port < 65536:
+            raise ServiceError(f"{option} {port}: expected a port between 1 and 65535 (0 = any)")
+        elif not port_is_free(port, host):
+            raise ServiceError(
+                f"port {port} on {host} is in use by another program; "
+                f"pass {option} with a free port (or 0 for any free port)"
+            )
+        if port in resolved.values():
+            raise ServiceError(f"{option} {port}: the same port is given twice")
+        resolved[option] = port
+    return resolved
+
+
+# ---- pid files and process state --------------------------------------------------------------
+
+
+def run_dir(settings: Settings) -> Path:
+    return settings.state_dir / "run"
+
+
+def log_dir(settings: Settings) -> Path:
+    return settings.state_dir / "logs"
+
+
+def pid_file(settings: Settings, name: str) -> Path:
+    return run_dir(settings) / f"{name}.pid"
+
+
+def log_file(settings: Settings, name: str) -> Path:
+    return log_dir(settings) / f"{name}.log"
+
+
+@dataclass(frozen=True)
+class Proc:
+    """One line of the process table: what ``/proc/<pid>/stat`` says."""
+
+    pid: int
+    state: str
+    pgid: int
+    sid: int
+    start_ticks: int
+
+    @property
+    def live(self) -> bool:
+        return self.state not in ("Z", "X")  # a zombie has exited; only its parent is missing
+
+
+def _has_proc() -> bool:
+    return Path("/proc/self/stat").exists()
+
+
+def _proc(pid: int) -> Proc | None:
+    try:
+        text = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    # the command name is in parentheses and may hold spaces: split after the last ")"
+    fields = text[text.rfind(")") + 2 :].split()
+    return Proc(pid, fields[0], int(fields[2]), int(fields[3]), int(fields[19]))
+
+
+def process_table() -> list[Proc]:
+    """Every process this machine's /proc shows (empty where there is no /proc)."""
+    if not _has_proc():
+        return []
+    found = (_proc(int(entry.name)) for entry in Path("/proc").iterdir() if entry.name.isdigit())
+    return [proc for proc in found if proc is not None]
+
+
+def process_start_ticks(pid: int) -> int | None:
+    proc = _proc(pid)
+    return proc.start_ticks if proc else None
+
+
+def process_alive(pid: int, start_ticks: int | None = None) -> bool:
+    """Whether ``pid`` is a live process (not a zombie) and, given ``start_ticks``, the same one."""
+    if pid <= 0:
+        return False
+    if _has_proc():
+        proc = _proc(pid)
+        if proc is None or not proc.live:
+            return False
+        return start_ticks is None or proc.start_ticks == start_ticks
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def group_members(pgid: int) -> list[int]:
+    """Live (non-zombie) processes of process group ``pgid``."""
+    if pgid <= 0:
+        return []
+    if not _has_proc():
+        try:
+            os.killpg(pgid, 0)
+        except (ProcessLookupError, PermissionError):
+            return []
+        return [pgid]
+    return [proc.pid for proc in process_table() if proc.pgid == pgid and proc.live]
+
+
+@dataclass(frozen=True)
+class ServiceRecord:
+    """What a pid file says about one started component, and what is true of it now.
+
+    A service is its session: ``up`` starts each in a new one (session id = its PID), and
+    everything it starts stays there unless it calls ``setsid`` itself. Airflow's task processes
+    move to process groups of their own, out of reach of a group signal, but keep the session.
+
+    ``state``: ``running`` — the PID is alive and started when the pid file says; ``orphaned`` —
+    that process is gone but processes it started are left (executor workers, a task): ``down``
+    stops them; ``stale`` — nothing of it is left, or the PID now belongs to another program.
+    ``processes`` maps each live PID of the session to its start time (for safe signalling).
+    """
+
+    name: str
+    pid: int
+    start_ticks: int | None
+    url: str | None
+    path: Path
+    state: ServiceState
+    processes: Mapping[int, int | None] = field(default_factory=dict, repr=False)
+
+    @property
+    def active(self) -> bool:
+        """Something of it still runs (the component, or children it left behind)."""
+        return self.state != "stale"
+
+
+def write_pid_file(settings: Settings, spec: ServiceSpec, pid: int) -> Path:
+    path = pid_file(settings, spec.name)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    record = {
+        "pid": pid,
+        "start_ticks": process_start_ticks(pid),
+        "url": spec.url,
+        "argv": list(spec.argv),
+    }
+    tmp = path.with_suffix(".pid.tmp")
+    tmp.write_text(json.dumps(record) + "\n")
+    tmp.replace(path)
+    return path
+
+
+def _session_processes(sid: int, table: Sequence[Proc]) -> dict[int, int | None]:
+    """Live processes of session ``sid`` (all of the group where there is no /proc)."""
+    if not _has_proc():
+        return dict.fromkeys(group_members(sid))
+    return {proc.pid: proc.start_ticks for proc in table if proc.live and proc.sid == sid}
+
+
+def read_pid_file(
+    settings: Settings, path: Path, table: Sequence[Proc] | None = None
+) -> ServiceRecord | None:
+    """The record in ``path`` with its current state; None if the file is unreadable or garbage.
+
+    ``table`` is a :func:`process_table`, to share one scan between several pid files.
+    """
+    try:
+        text = path.read_text().strip()
+    except OSError:
+        return None
+    try:
+        data = json.loads(text)
+        if isinstance(data, int):  # a plain pid file
+            data = {"pid": data}
+        pid = int(data["pid"])
+    except (ValueError, TypeError, KeyError):
+        return None
+    start_ticks = data.get("start_ticks")
+    if table is None:
+        table = process_table()
+    leader_alive = process_alive(pid, start_ticks)
+    # a PID that is alive but started at another time belongs to another program now; an unused
+    # PID cannot be anybody else's session id (Linux does not hand out a PID still used as one)
+    leader_is_ours = leader_alive or not process_alive(pid)
+    processes = _session_processes(pid, table) if leader_is_ours else {}
+    state: ServiceState = "running" if leader_alive else "orphaned" if processes else "stale"
+    return ServiceRecord(path.stem, pid, start_ticks, data.get("url"), path, state, processes)
+
+
+def service_records(settings: Settings) -> list[ServiceRecord]:
+    """Every pid file of this state dir with its current state, sorted by name."""
+    directory = run_dir(settings)
+    paths = sorted(directory.glob("*.pid")) if directory.is_dir() else []
+    if not paths:
+        return []
+    table = process_table()
+    records = (read_pid_file(settings, path, table) for path in paths)
+    return [record for record in records if record is not None]
+
+
+def running_services(settings: Settings) -> list[ServiceRecord]:
+    """The components of this state dir that still run (for ``up``, ``down`` and ``status``)."""
+    return [record for record in service_records(settings) if record.active]
+
+
+def remove_stale_pid_files(settings: Settings) -> list[ServiceRecord]:
+    """Delete pid files whose process is gone (or was replaced); returns what was removed."""
+    removed = []
+    directory = run_dir(settings)
+    table = process_table()
+    for path in sorted(directory.glob("*.pid")) if directory.is_dir() else ():
+        record = read_pid_file(settings, path, table)
+        if record is None or record.state == "stale":
+            path.unlink(missing_ok=True)
+            if record is not None:
+                removed.append(record)
+    return removed
+
+
+# ---- acting -----------------------------------------------------------------------------------
+
+
+def start_service(settings: Settings, spec: ServiceSpec) -> subprocess.Popen[bytes]:
+    """Start ``spec`` in a new session (own process group), logging to its log file, and write
+    its pid file. The log is appended to, with a header, so earlier runs stay readable."""
+    path = log_file(settings, spec.name)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("ab") as log:
+        stamp = time.strftime("%Y-%m-%d %H:%M:%S")
+        log.write(f"\n==== {stamp} personalize: starting {' '.join(spec.argv)}\n".encode())
+        log.flush()
+        process = subprocess.Popen(
+            list(spec.argv),
+            env=dict(spec.env),
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            cwd=settings.state_dir,
+        )
+    write_pid_file(settings, spec, process.pid)
+    return process
+
+
+def run_to_completion(
+    settings: Settings,
+    spec: ServiceSpec,
+    timeout: float = START_TIMEOUT_SECONDS,
+    on_poll: Callable[[], None] | None = None,
+) -> None:
+    """Run a preparation step (``airflow db migrate``) with the same logging; raise if it fails."""
+    process = start_service(settings, spec)
+    deadline = time.monotonic() + timeout
+    try:
+        while process.poll() is None:
+            if time.monotonic() > deadline:
+                raise ServiceError(
+                    f"{spec.name} did not finish in {timeout:.0f} s; "
+                    f"see {log_file(settings, spec.name)}"
+                )
+            if on_poll is not None:
+                on_poll()
+            time.sleep(0.2)
+    except BaseException:
+        stop_services(settings, names=[spec.name])
+        raise
+    finally:
+        pid_file(settings, spec.name).unlink(missing_ok=True)
+    if process.returncode != 0:
+        raise ServiceError(
+            f"{spec.name} failed (exit code {process.returncode}); last lines of "
+            f"{log_file(settings, spec.name)}:\n{log_tail(settings, spec.name)}"
+        )
+
+
+def log_tail(settings: Settings, name: str, lines: int = 20) -> str:
+    path = log_file(settings, name)
+    try:
+        with path.open("rb") as handle:
+            handle.seek(0, os.SEEK_END)
+            handle.seek(max(0, handle.tell() - 64_000))
+            text = handle.read().decode(errors="replace")
+    except OSError:
+        return "(no log)"
+    return "\n".join(text.splitlines()[-lines:])
+
+
+def _signal(record: ServiceRecord, sig: signal.Signals) -> None:
+    """Send ``sig`` to the service's process group (while its leader is the process we started)
+    and to each of its known processes, checked by start time so a PID reused meanwhile is left
+    alone."""
+    if record.state == "running" and record.pid > 0:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(record.pid, sig)
+    for pid, ticks in record.processes.items():
+        if pid > 0 and process_alive(pid, ticks):
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.kill(pid, sig)
+
+
+def _still_alive(records: Sequence[ServiceRecord], names: set[str]) -> set[str]:
+    """Names of ``records`` (among ``names``) with a process left, from one /proc scan."""
+    if not _has_proc():
+        return {
+            r.name
+            for r in records
+            if r.name in names
+            and (group_members(r.pid) or any(process_alive(pid) for pid in r.processes))
+        }
+    table = {proc.pid: proc for proc in process_table() if proc.live}
+    alive = set()
+    for record in records:
+        if record.name not in names:
+            continue
+        known = any(
+            pid in table and ticks in (None, table[pid].start_ticks)
+            for pid, ticks in record.processes.items()
+        )
+        # while the leader is ours, whatever joined its session since is its too
+        joined = record.state == "running" and any(p.sid == record.pid for p in table.values())
+        if known or joined:
+            alive.add(record.name)
+    return alive
+
+
+def _reap(pid: int) -> None:
+    """Collect our own child's exit status so it does not linger as a zombie."""
+    with contextlib.suppress(ChildProcessError, OSError):
+        os.waitpid(pid, os.WNOHANG)
+
+
+def stop_records(
+    records: Sequence[ServiceRecord], timeout: float = STOP_TIMEOUT_SECONDS
+) -> dict[str, bool]:
+    """SIGTERM every active service of ``records`` (in that order, all at once), wait up to
+    ``timeout`` for all their processes to end, then SIGKILL what is left.
+
+    Returns, per name, True if it stopped on SIGTERM and False if it had to be killed. Waiting for
+    all together keeps ``down`` as slow as the slowest component, not the sum of them.
+    """
+    active = [record for record in records if record.active]
+    for record in active:
+        _signal(record, signal.SIGTERM)
+    alive = _wait_until_gone(active, {record.name for record in active}, timeout)
+    for record in active:
+        if record.name in alive:
+            _signal(record, signal.SIGKILL)
+    _wait_until_gone(active, alive, 5.0)
+    return {record.name: record.name not in alive for record in active}
+
+
+def _wait_until_gone(records: Sequence[ServiceRecord], names: set[str], timeout: float) -> set[str]:
+    """Poll until no process of ``names`` is left or ``timeout`` passes; returns those left."""
+    deadline = time.monotonic() + timeout
+    while names:
+        for record in records:
+            _reap(record.pid)
+        names = _still_alive(records, names)
+        if not names or time.monotonic() >= deadline:
+            break
+        time.sleep(0.1)
+    return names
+
+
+@dataclass(frozen=True)
+class Stopped:
+    name: str
+    pid: int
+    how: Literal["terminated", "killed", "stale"]
+
+
+def stop_services(
+    settings: Settings,
+    names: Iterable[str] | None = None,
+    timeout: float = STOP_TIMEOUT_SECONDS,
+) -> list[Stopped]:
+    """Stop the components this state dir's pid files name (all, or ``names``) and remove their
+    pid files.
+
+    Two rounds, each all at once: first the scheduler, DAG processor and triggerer — a running
+    task is told to stop and still reaches the API server to record that it did — then the UIs.
+    A PID that now belongs to another program is never signalled (its pid file is just removed);
+    processes a service started in process groups of their own (Airflow's task processes) are
+    stopped with it.
+    """
+    wanted = set(names) if names is not None else None
+    records = [r for r in service_records(settings) if wanted is None or r.name in wanted]
+    records.sort(key=lambda record: record.name)
+    outcome: dict[str, bool] = {}
+    for round_ in (
+        [r for r in records if r.name not in UI_SERVICES],
+        [r for r in records if r.name in UI_SERVICES],
+    ):
+        outcome.update(stop_records(round_, timeout))
+        # a task process started while the scheduler was shutting down is in its session too
+        late = _session_leftovers([r for r in round_ if r.active])
+        if late:
+            stop_records(late, timeout=min(timeout, 5.0))
+    stopped = []
+    for record in records:
+        if record.active:
+            how: Literal["terminated", "killed", "stale"] = (
+                "terminated" if outcome[record.name] else "killed"
+            )
+        else:
+            how = "stale"
+        record.path.unlink(missing_ok=True)
+        stopped.append(Stopped(record.name, record.pid, how))
+    return stopped
+
+
+def _session_leftovers(records: Sequence[ServiceRecord]) -> list[ServiceRecord]:
+    if not records or not _has_proc():
+        return []
+    table = process_table()
+    leftovers = []
+    for record in records:
+        processes = _session_processes(record.pid, table)
+        if processes:
+            leftovers.append(replace(record, state="orphaned", processes=processes))
+    return leftovers
+
+
+# ---- waiting ----------------------------------------------------------------------------------
+
+
+def answers(url: str, timeout: float = 2.0) -> bool:
+    """Whether ``url`` answers HTTP 200 now."""
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as response:
+            return response.status == 200
+    except (urllib.error.URLError, OSError, ValueError):
+        return False
+
+
+def exited(processes: Mapping[str, subprocess.Popen[bytes]]) -> tuple[str, int] | None:
+    """The first process that has exited, with its exit code."""
+    for name, process in processes.items():
+        code = process.poll()
+        if code is not None:
+            return name, code
+    return None
+
+
+def wait_until_healthy(
+    settings: Settings,
+    specs: Sequence[ServiceSpec],
+    processes: Mapping[str, subprocess.Popen[bytes]],
+    *,
+    timeout: float = START_TIMEOUT_SECONDS,
+    interval: float = 0.5,
+    on_progress: Callable[[list[str], float], None] | None = None,
+) -> float:
+    """Poll the health URLs of ``specs`` until all answer; returns the seconds it took.
+
+    Raises ServiceError, with the end of its log, as soon as one of ``processes`` exits (a crashed
+    component does not come back by waiting), or after ``timeout`` naming the ones still silent.
+    ``on_progress(still_waiting_for, elapsed)`` is called on every poll (the CLI's spinner).
+    """
+    start = time.monotonic()
+    pending = {spec.name: spec.health_url for spec in specs if spec.health_url}
+    while True:
+        for name, url in list(pending.items()):
+            if answers(url):
+                del pending[name]
+        elapsed = time.monotonic() - start
+        if on_progress is not None:
+            on_progress(sorted(pending), elapsed)
+        if not pending:
+            return elapsed
+        dead = exited(processes)
+        if dead is not None:
+            name, code = dead
+            raise ServiceError(
+                f"{name} exited during start-up (exit code {code}); last lines of "
+                f"{log_file(settings, name)}:\n{log_tail(settings, name)}"
+            )
+        if elapsed > timeout:
+            silent = ", ".join(f"{name} ({url})" for name, url in pending.items())
+            raise ServiceError(
+                f"not answering after {timeout:.0f} s: {silent}; see the logs in "
+                f"{log_dir(settings)} (a busy machine may need --timeout)"
+            )
+        time.sleep(interval)
+
+
+def watch(
+    processes: Mapping[str, subprocess.Popen[bytes]], interval: float = 1.0
+) -> tuple[str, int]:
+    """Block while every process runs; return (name, exit code) of the first that stops."""
+    while True:
+        dead = exited(processes)
+        if dead is not None:
+            return dead
+        time.sleep(interval)
+
+
+# ---- the whole start --------------------------------------------------------------------------
+
+
+def start_plan(
+    settings: Settings,
+    plan: ServicePlan,
+    *,
+    timeout: float = START_TIMEOUT_SECONDS,
+    on_progress: Callable[[list[str], float], None] | None = None,
+) -> tuple[dict[str, subprocess.Popen[bytes]], float]:
+    """Start everything in ``plan`` and wait until its UIs answer; returns processes and seconds.
+
+    Services start in the plan's order (see :class:`ServicePlan`). On any failure (or Ctrl-C)
+    every started component is stopped again before the error propagates, so a failed ``up``
+    leaves nothing behind. ``on_progress(waiting_for, elapsed)`` is called about every 0.5 s.
+    """
+    settings.ensure_dirs()
+    started_at = time.monotonic()
+
+    def progress(waiting_for: list[str]) -> None:
+        if on_progress is not None:
+            on_progress(waiting_for, time.monotonic() - started_at)
+
+    processes: dict[str, subprocess.Popen[bytes]] = {}
+    try:
+        for spec in plan.services:
+            if spec.name in plan.independent:
+                processes[spec.name] = start_service(settings, spec)
+        for step in plan.prepare:
+            run_to_completion(
+                settings,
+                step,
+                max(1.0, timeout - (time.monotonic() - started_at)),
+                on_poll=lambda step=step: progress([step.name]),
+            )
+            if step.name == "airflow-db-migrate":
+                mark_airflow_db_current(settings)
+        for spec in plan.services:
+            if spec.name not in processes and spec.name not in plan.background:
+                processes[spec.name] = start_service(settings, spec)
+        wait_until_healthy(
+            settings,
+            plan.services,
+            processes,
+            timeout=max(1.0, timeout - (time.monotonic() - started_at)),
+            on_progress=lambda waiting_for, _: progress(waiting_for),
+        )
+        for spec in plan.services:
+            if spec.name in plan.background:
+                processes[spec.name] = start_service(settings, spec)
+    except BaseException:
+        stop_services(settings, names=list(processes))
+        raise
+    return processes, time.monotonic() - started_at
+
+
+# ---- what to tell the person ------------------------------------------------------------------
+
+
+def airflow_password_file(settings: Settings, env: Mapping[str, str] | None = None) -> Path:
+    """Where Airflow's SimpleAuthManager keeps the generated passwords of this state dir."""
+    env = os.environ if env is None else env
+    configured = env.get("AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE")
+    if configured:
+        return Path(configured)
+    return settings.airflow_home / "simple_auth_manager_passwords.json.generated"
+
+
+def airflow_login(
+    settings: Settings, env: Mapping[str, str] | None = None
+) -> tuple[str, str] | None:
+    """(user, password) for the Airflow UI, or None when there is no login to give.
+
+    Airflow's SimpleAuthManager generates the ``admin`` password on the API server's first start
+    and keeps it in the state dir, so it survives restarts and goes with ``rm -rf <state dir>``.
+    With ``AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS=True`` there is no login at all.
+    """
+    env = os.environ if env is None else env
+    if env.get("AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS", "").lower() == "true":
+        return None
+    try:
+        passwords = json.loads(airflow_password_file(settings, env).read_text() or "{}")
+    except (OSError, ValueError):
+        return None
+    if AIRFLOW_USER in passwords:
+        return AIRFLOW_USER, str(passwords[AIRFLOW_USER])
+    if passwords:
+        user, password = next(iter(passwords.items()))
+        return str(user), str(password)
+    return None
