@@ -36,6 +36,7 @@ from pipelines.models.testing import synthetic_shop
 from pipelines.monitoring.drift import DEFAULT_MAX_ROWS, DriftResult, data_drift
 
 TARGET_S = 5.0
+PLATFORM_REPORT_COLUMNS = 12  # pipelines.monitoring.pipeline.REPORT_COLUMNS
 FEATURES = [c.name for c in (*USER_ACTIVITY, *USER_SEGMENT, *USER_REALTIME)]
 SEGMENTS = np.array(["dormant", "browsers", "regulars", "loyal", "big spenders"], dtype=object)
 DRIFT_DAY = date(2026, 1, 16)
@@ -132,6 +133,12 @@ def main() -> None:
         "same_verdicts_as_full": verdicts(clean_sampled) == verdicts(clean_full),
         "differences": differences(clean_full, clean_sampled),
     }
+    # what the monitor DAG runs: every column judged, the HTML drawn for at most 12 of them
+    platform, out["platform"] = timed(
+        *drifted, max_rows=DEFAULT_MAX_ROWS, report_columns=PLATFORM_REPORT_COLUMNS
+    )
+    out["platform"]["same_verdicts_as_full"] = verdicts(platform) == verdicts(full)
+    print("platform", out["platform"], flush=True)
     _, out["preset_sampled"] = timed(*drifted, max_rows=DEFAULT_MAX_ROWS, preset=True)
     print("preset", out["preset_sampled"], flush=True)
 
@@ -141,6 +148,9 @@ def main() -> None:
     )
     big_out: dict[str, object] = {"rows": args.big_rows}
     big_sampled, big_out["sampled"] = timed(*big, max_rows=DEFAULT_MAX_ROWS)
+    _, big_out["platform"] = timed(
+        *big, max_rows=DEFAULT_MAX_ROWS, report_columns=PLATFORM_REPORT_COLUMNS
+    )
     estimate = out["full"]["wall_s"] * args.big_rows / args.rows  # type: ignore[index]
     big_out["full_estimate_s"] = round(estimate, 1)
     if estimate <= args.full_budget:
@@ -159,6 +169,7 @@ def main() -> None:
             "target": f"drift report, {args.rows} rows x {len(FEATURES)} features: <= {TARGET_S} s",
             "meets_target_wall": bool(default) and default["wall_s"] <= TARGET_S,
             "meets_target_cpu": bool(default) and default["cpu_s"] <= TARGET_S,
+            "platform_meets_target_wall": out["platform"]["wall_s"] <= TARGET_S,
         },
     )
 

@@ -119,7 +119,7 @@ def register_shuffled_propensity(settings: Settings, template: int) -> int:
     import numpy as np
     from sklearn.base import clone
 
-    from pipelines.models.pipeline import load_holdout
+    from pipelines.models.pipeline import load_holdout, skops_trusted_types
 
     client = registry.mlflow_client(settings)
     source = client.get_model_version("propensity", str(template))
@@ -131,7 +131,10 @@ def register_shuffled_propensity(settings: Settings, template: int) -> int:
     run = registry.TrainingRun(
         model="propensity",
         log_model=lambda name: mlflow.sklearn.log_model(
-            bad, name=name, pip_requirements=registry.pinned_requirements()
+            bad,
+            name=name,
+            pip_requirements=registry.pinned_requirements(),
+            skops_trusted_types=skops_trusted_types(bad),
         ),
         tables={"holdout/rows.parquet": rows},
         lineage=registry.Lineage(TRAIN_END, TRAIN_END, (), "0" * 64, ()),
