@@ -7,7 +7,9 @@ the commands so that ``personalize --help`` stays instant.
 from __future__ import annotations
 
 import json
+import logging
 import os
+import warnings
 from datetime import date
 from pathlib import Path
 from typing import Annotated
@@ -64,8 +66,13 @@ def main(
     ] = False,
 ) -> None:
     if not verbose:
-        # each failed task is summarised in one line by the command itself
+        # each failed task is summarised in one line by the command itself; the libraries'
+        # progress bars and notices (MLflow's artifact downloads, sklearn's warnings) are noise
+        # next to the command's own report
         os.environ.setdefault("AIRFLOW__LOGGING__LOGGING_LEVEL", "CRITICAL")
+        os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+        logging.getLogger("mlflow").setLevel(logging.ERROR)
+        warnings.filterwarnings("ignore")
     overrides: dict[str, object] = {}
     if home is not None:
         overrides["home"] = home

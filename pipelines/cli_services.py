@@ -29,7 +29,7 @@ def _raise_interrupt(signum: int, _frame: object) -> None:
 def _print_stopped(stopped: list[Stopped]) -> None:
     words = {
         "terminated": "stopped",
-        "killed": "killed (did not stop on SIGTERM)",
+        "killed": "killed (it did not stop in time on SIGTERM)",
         "stale": "removed the stale pid file of",
     }
     for item in stopped:

@@ -332,11 +332,20 @@ def load_reference_sample(settings: Settings, model: str, alias: str = CHAMPION)
     version = version_by_alias(settings, model, alias)
     if version is None:
         raise RegistryError(f"{model} has no {alias}: train it first (`personalize train {model}`)")
-    path = mlflow.artifacts.download_artifacts(
-        run_id=version.run_id,
-        artifact_path=REFERENCE_SAMPLE,
-        tracking_uri=settings.mlflow_tracking_uri,
-    )
+    from mlflow.exceptions import MlflowException
+
+    try:
+        path = mlflow.artifacts.download_artifacts(
+            run_id=version.run_id,
+            artifact_path=REFERENCE_SAMPLE,
+            tracking_uri=settings.mlflow_tracking_uri,
+        )
+    except MlflowException as error:
+        raise RegistryError(
+            f"{model} v{version.version} (run {version.run_id}) has no {REFERENCE_SAMPLE}: it was "
+            "not trained by the train DAG; drift cannot be judged until a trained version is "
+            f"champion ({error.message[:200]})"
+        ) from None
     return pd.read_parquet(path)
 
 

@@ -132,6 +132,11 @@ def airflow_service_environment(
     env = {**base, **settings.as_environment(), **airflow_environment(settings)}
     for name, value in AIRFLOW_SERVICE_TUNING.items():
         env[name] = base.get(name, value)
+    sync_uri = env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"]
+    if sync_uri.startswith("postgresql+psycopg://"):
+        # Airflow 3 derives its async URI as postgresql+asyncpg (not installed); psycopg 3 is
+        # async-capable under the same dialect name
+        env.setdefault("AIRFLOW__DATABASE__SQL_ALCHEMY_CONN_ASYNC", sync_uri)
     env.update(
         {
             "AIRFLOW__API__HOST": HOST,

@@ -256,7 +256,7 @@ def propensity_run(settings: Settings, end: date) -> TrainingRun:
     return _training_run(
         settings,
         "propensity",
-        log_model=_sklearn_logger(result.model, frame[features].head(5), skops=True),
+        log_model=_sklearn_logger(result.model, _example(frame[features]), skops=True),
         params={**result.log_params(), **_window_params(first, end)},
         metrics=metrics,
         figures=result.figures(),
@@ -401,7 +401,7 @@ def segmentation_run(settings: Settings, end: date) -> TrainingRun:
     return _training_run(
         settings,
         "segmentation",
-        log_model=_sklearn_logger(model, frame.head(5), skops=False),
+        log_model=_sklearn_logger(model, _example(frame), skops=False),
         params={
             "k": model.k_,
             "k_range": list(model.k_range),
@@ -507,6 +507,12 @@ def _oracle_note(oracle: float | None, value: float | None, metric: str) -> str:
         f"Synthetic data: the true process reaches {metric} {oracle:.3f}; "
         f"this model {value / oracle:.0%} of it."
     )
+
+
+def _example(frame: pd.DataFrame, rows: int = 5) -> pd.DataFrame:
+    """An input example MLflow can validate against the signature: rows without nulls if any."""
+    complete = frame.dropna()
+    return (complete if len(complete) else frame).head(rows)
 
 
 def _window_params(first: date, end: date) -> dict[str, str]:

@@ -200,7 +200,11 @@ def _drift(
     from pipelines.gates import load_monitoring_config
     from pipelines.monitoring.drift import comparable_columns, data_drift, save_report
 
-    reference = registry.load_reference_sample(settings, model, CHAMPION)
+    try:
+        reference = registry.load_reference_sample(settings, model, CHAMPION)
+    except registry.RegistryError as problem:
+        log.warning("%s: no drift check: %s", model, problem)
+        return None, None, None
     champion = registry.load_version(settings, model, version)
     current, prediction_column = _current_frame(settings, model, champion, day)
     if current is None:
