@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import threading
 from datetime import date
 from pathlib import Path
@@ -155,7 +156,7 @@ def test_racing_promotions_leave_a_blessed_champion_and_a_consistent_log(store: 
     assert champion in blessed
     assert len(errors) == 2  # the rejected version, twice
     audit = registry.read_audit(store, model)
-    for before, after in zip(audit, audit[1:], strict=False):
+    for before, after in itertools.pairwise(audit):
         assert after["from_version"] == before["to_version"]
     assert audit[-1]["to_version"] == champion
 
