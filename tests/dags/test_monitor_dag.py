@@ -108,9 +108,7 @@ def test_a_champion_worse_live_than_its_predecessor_is_rolled_back(
     assert registry.aliases(settings, "propensity")[registry.CHAMPION] == good, verdict
     (alert,) = [a for a in monitor_alerts(settings, "rollback") if a["version"] == str(bad)]
     assert f"rolled back from v{bad} to v{good}" in alert["summary"]
-    (move,) = [
-        r for r in registry.read_audit(settings, "propensity") if r["action"] == "rollback"
-    ]
+    (move,) = [r for r in registry.read_audit(settings, "propensity") if r["action"] == "rollback"]
     assert (move["from_version"], move["to_version"], move["actor"]) == (bad, good, "monitor")
 
 
