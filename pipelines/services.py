@@ -1,8 +1,10 @@
 """Start, watch and stop the platform's UIs: Airflow (API server, scheduler, DAGs) and MLflow.
 
-``personalize up`` runs each component as a child process in its own process group (its own
-session), so a terminal's Ctrl-C reaches only ``up`` itself, which then stops the groups in order,
-and ``personalize down`` can stop a detached set later from another shell. Per component:
+``personalize up`` runs each component as a child process in a session of its own, so a
+terminal's Ctrl-C reaches only ``up`` itself, which then stops them, and ``personalize down`` can
+stop a detached set later from another shell. A component is its session: Airflow moves each task
+to a process group of its own, out of reach of a group signal, but the task stays in the session
+and is stopped with the scheduler. Per component:
 
 * ``<state_dir>/run/<name>.pid`` — JSON ``{"pid", "start_ticks", "url", "argv"}``. The start time
   (Linux ``/proc/<pid>/stat``) guards against PID reuse: a pid file whose PID now belongs to another
@@ -16,8 +18,8 @@ of ours is CPU-bound and two cores are the norm. MLflow's job runner (GenAI jobs
 processes) is switched off for the same reason.
 
 The functions that decide (environment, commands, ports, pid-file state) are pure or read-only;
-the ones that act (``start``, ``stop``) are few and small. Nothing is imported from Airflow or
-MLflow: they run in the children only.
+the ones that act (``start_service``, ``stop_services``) are few and small. Nothing is imported
+from Airflow or MLflow: they run in the children only.
 """
 
 from __future__ import annotations

@@ -167,9 +167,14 @@ def browser(stack: Stack) -> Iterator[object]:
 
 
 def page_text(driver) -> str:
+    """The page's visible text; empty while it is (re)loading (the body element goes stale)."""
+    from selenium.common.exceptions import WebDriverException
     from selenium.webdriver.common.by import By
 
-    return driver.find_element(By.TAG_NAME, "body").text
+    try:
+        return driver.find_element(By.TAG_NAME, "body").text
+    except WebDriverException:
+        return ""
 
 
 def wait_for(
@@ -203,17 +208,33 @@ def screenshot(stack: Stack, driver, name: str) -> None:
 
 
 def tidy_mlflow(driver) -> None:
-    """Close MLflow's first-visit pop-ups (assistant panel, new-UI announcement) for screenshots."""
+    """Close MLflow's first-visit pop-ups (assistant panel, new-UI announcement) for screenshots.
+
+    Cosmetic only: no check depends on it, so a renamed key or button just leaves a pop-up open.
+    """
     from selenium.common.exceptions import WebDriverException
     from selenium.webdriver.common.by import By
 
-    driver.execute_script("localStorage.setItem('mlflow.assistant.panelOpen_v1', 'false');")
+    opened = driver.execute_script("return localStorage.getItem('mlflow.assistant.panelOpen_v1');")
+    if opened != "false":
+        driver.execute_script("localStorage.setItem('mlflow.assistant.panelOpen_v1', 'false');")
+        driver.refresh()
+        time.sleep(2)
     for button in driver.find_elements(By.CSS_SELECTOR, "button[aria-label='Close']"):
         try:
             if button.is_displayed():
                 button.click()
         except WebDriverException:
             continue  # a pop-up that went away by itself
+
+
+def scroll_to_text(driver, text: str) -> None:
+    from selenium.webdriver.common.by import By
+
+    found = driver.find_elements(By.XPATH, f"//*[normalize-space(text())='{text}']")
+    if found:
+        driver.execute_script("arguments[0].scrollIntoView({block: 'start'});", found[0])
+        time.sleep(0.5)
 
 
 def test_up_prints_both_urls_and_the_airflow_login(stack: Stack) -> None:
@@ -245,6 +266,7 @@ def test_mlflow_shows_the_registered_models_with_their_aliases(stack: Stack, bro
     )
     assert "Version 1" in text
     tidy_mlflow(browser)
+    scroll_to_text(browser, "Versions")
     screenshot(stack, browser, "mlflow-model-versions.png")
 
     browser.get(f"{stack.mlflow_url}/#/models/propensity/versions/1")
@@ -258,10 +280,13 @@ def test_mlflow_shows_the_registered_models_with_their_aliases(stack: Stack, bro
 
 def test_airflow_shows_the_dags_after_login(stack: Stack, browser) -> None:
     from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions
+    from selenium.webdriver.support.wait import WebDriverWait
 
     user, password = re.search(r"login (\S+) / (\S+)", stack.up_output).groups()
     browser.get(f"{stack.airflow_url}/")
-    wait_for(browser, lambda text: "Sign in" in text, what="Airflow login page")
+    form = WebDriverWait(browser, 60)
+    form.until(expected_conditions.presence_of_element_located((By.NAME, "username")))
     browser.find_element(By.NAME, "username").send_keys(user)
     browser.find_element(By.NAME, "password").send_keys(password)
     browser.find_element(By.CSS_SELECTOR, "button[type=submit]").click()

@@ -408,6 +408,17 @@ def test_airflow_components_share_the_state_dir_and_find_the_api_server(
     assert again["AIRFLOW__API_AUTH__JWT_SECRET"] == env["AIRFLOW__API_AUTH__JWT_SECRET"]
 
 
+def test_prod_airflow_gets_an_async_uri_it_can_load(tmp_path: Path) -> None:
+    """Airflow 3 would derive postgresql+asyncpg (not installed) from the psycopg URI."""
+    prod = Settings(home=tmp_path / "home", profile="prod")
+    env = services.airflow_service_environment(prod, 8080, base_env={})
+    assert env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"].startswith("postgresql+psycopg://")
+    assert (
+        env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN_ASYNC"]
+        == env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"]
+    )
+
+
 def test_an_exported_airflow_tuning_variable_wins(settings: Settings) -> None:
     env = services.airflow_service_environment(
         settings, 8080, base_env={"AIRFLOW__CORE__PARALLELISM": "8"}
