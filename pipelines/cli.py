@@ -526,8 +526,10 @@ def _parse_day(text: str, option: str) -> date:
 
 
 # the model commands register themselves on `app` (train, models, promote, rollback, ...)
-from pipelines import cli_models  # noqa: E402, F401
-from pipelines import cli_services  # noqa: E402, F401
+from pipelines import (
+    cli_models,  # noqa: F401
+    cli_services,  # noqa: F401
+)
 
 if __name__ == "__main__":
     app()
