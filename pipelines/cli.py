@@ -525,11 +525,8 @@ def _parse_day(text: str, option: str) -> date:
         raise _usage_error(f"{option} {text!r} is not a date YYYY-MM-DD") from None
 
 
-# the model commands register themselves on `app` (train, models, promote, rollback, ...)
-from pipelines import (
-    cli_models,  # noqa: F401
-    cli_services,  # noqa: F401
-)
+# these modules register their commands on `app` (train, models, rollback, ..., up, down)
+from pipelines import cli_models, cli_services  # noqa: E402, F401
 
 if __name__ == "__main__":
     app()
