@@ -208,6 +208,7 @@ def propensity_run(settings: Settings, end: date) -> TrainingRun:
         fit_propensity,
         label_complete_days,
         purchase_labels,
+        with_oracle,
     )
     from pipelines.registry import curated_lineage
 
@@ -223,11 +224,14 @@ def propensity_run(settings: Settings, end: date) -> TrainingRun:
     labels = purchase_labels(events, users, days)
     frame = training_set(labels, FEATURE_SERVICES["propensity"], settings=settings)
     result = fit_propensity(
-        frame,
-        seed=settings.train_seed,
-        time_budget_s=settings.train_time_budget_seconds,
-        truth=_truth(settings, "purchase_probability_7d.parquet"),
+        frame, seed=settings.train_seed, time_budget_s=settings.train_time_budget_seconds
     )
+    truth = _truth(settings, "purchase_probability_7d.parquet")
+    if truth is not None:
+        try:
+            result = with_oracle(result, truth)
+        except ValueError as mismatch:  # a truth of another shop (or an imported log's state)
+            log.warning("propensity: no oracle figures: %s", mismatch)
     keys = result.test_predictions[list(KEY_COLUMNS)]
     holdout = frame.merge(keys, on=list(KEY_COLUMNS), how="inner")
     features = list(result.feature_columns)
@@ -288,16 +292,22 @@ def recommender_run(settings: Settings, end: date) -> TrainingRun:
         raise TrainingError(f"recommender: no curated events in {first}..{end}")
     truth_dir = settings.truth_dir if (settings.truth_dir / "scenario.json").exists() else None
     segments = current_segments(settings, end)
-    evaluation = evaluate_events(
-        events,
-        items=items,
-        segments=segments,
-        valid_days=RECOMMENDER_VALID_DAYS,
-        test_days=RECOMMENDER_TEST_DAYS,
-        k=RECOMMEND_K,
-        seed=settings.train_seed,
-        truth_dir=truth_dir,
-    )
+    protocol = {
+        "items": items,
+        "segments": segments,
+        "valid_days": RECOMMENDER_VALID_DAYS,
+        "test_days": RECOMMENDER_TEST_DAYS,
+        "k": RECOMMEND_K,
+        "seed": settings.train_seed,
+    }
+    try:
+        evaluation = evaluate_events(events, truth_dir=truth_dir, **protocol)
+    except ValueError as mismatch:
+        if truth_dir is None:
+            raise
+        # the truth under <home>/truth is of another shop: evaluate without the oracle
+        log.warning("recommender: no oracle figures: %s", mismatch)
+        evaluation = evaluate_events(events, truth_dir=None, **protocol)
     split = split_interactions(
         events, valid_days=RECOMMENDER_VALID_DAYS, test_days=RECOMMENDER_TEST_DAYS
     )
