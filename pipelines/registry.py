@@ -22,6 +22,7 @@ import json
 import logging
 import re
 import subprocess
+import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
@@ -219,6 +220,7 @@ class RegisteredVersion:
     model: str
     version: int
     run_id: str
+    log_model_and_register_s: float = 0.0  # the model itself, its version and alias
 
     @property
     def uri(self) -> str:
@@ -253,10 +255,12 @@ def log_and_register(settings: Settings, run: TrainingRun) -> RegisteredVersion:
         )
         _log_dataset(run)
         _log_artifacts(run)
+        started = time.perf_counter()
         info = run.log_model(run.model)
     version = _register(client, run.model, info.model_uri, active.info.run_id, lineage_tags, commit)
     client.set_registered_model_alias(run.model, CHALLENGER, str(version))
-    return RegisteredVersion(run.model, version, active.info.run_id)
+    seconds = time.perf_counter() - started
+    return RegisteredVersion(run.model, version, active.info.run_id, round(seconds, 3))
 
 
 def _register(

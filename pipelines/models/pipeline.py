@@ -21,6 +21,7 @@ from datetime import date, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from pipelines.features.schema import TIMESTAMP
 from pipelines.registry import CHAMPION, MODEL_NAMES
 
 if TYPE_CHECKING:
@@ -411,7 +412,9 @@ def segmentation_run(settings: Settings, end: date) -> TrainingRun:
     return _training_run(
         settings,
         "segmentation",
-        log_model=_sklearn_logger(model, _example(frame), skops=False),
+        log_model=_sklearn_logger(
+            model, _example(frame.drop(columns=["user_id", TIMESTAMP])), skops=False
+        ),
         params={
             "k": model.k_,
             "k_range": list(model.k_range),
