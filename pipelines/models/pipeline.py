@@ -665,21 +665,29 @@ def holdout_scores(
             metrics=classification_metrics(labels, scores), labels=labels, scores=scores
         )
     if model_name == "recommender":
-        from pipelines.models.ranking import per_user_ranking_metrics
-
         truth, seen = holdout["test_truth"], holdout["seen"]
         users = sorted(truth["user_id"].astype(str).unique())
-        recs = recommend_unseen(estimator, users, seen, RECOMMEND_K)
-        per_user = per_user_ranking_metrics(recs, truth, k_values=(RECOMMEND_K,))
-        per_unit = {c: per_user[c].to_numpy() for c in per_user.columns if c != "user_id"}
-        return HoldoutScores(
-            metrics={c: float(v.mean()) for c, v in per_unit.items()},
-            per_unit=per_unit,
-            unit_ids=per_user["user_id"].to_numpy(),
-        )
+        return ranking_evidence(estimator, users, seen, truth)
     if model_name == "segmentation":
         return HoldoutScores(metrics=estimator.metrics())
     raise TrainingError(f"no holdout scoring for model {model_name!r}")
+
+
+def ranking_evidence(
+    estimator: Any, users: list[str], seen: pd.DataFrame, truth: pd.DataFrame
+) -> HoldoutScores:
+    """Per-user metrics@10 of ``estimator``'s unseen top-10 against ``truth``, for the gate."""
+    from pipelines.gates import HoldoutScores
+    from pipelines.models.ranking import per_user_ranking_metrics
+
+    recs = recommend_unseen(estimator, users, seen, RECOMMEND_K)
+    per_user = per_user_ranking_metrics(recs, truth, k_values=(RECOMMEND_K,))
+    per_unit = {c: per_user[c].to_numpy() for c in per_user.columns if c != "user_id"}
+    return HoldoutScores(
+        metrics={c: float(v.mean()) for c, v in per_unit.items()},
+        per_unit=per_unit,
+        unit_ids=per_user["user_id"].to_numpy(),
+    )
 
 
 def recommend_unseen(estimator: Any, users: list[str], seen: pd.DataFrame, k: int) -> pd.DataFrame:

@@ -474,9 +474,7 @@ def _propensity_live(settings: Settings, day: date, trained_until: date) -> Any:
 def _recommender_live(settings: Settings, day: date, trained_until: date) -> Any:
     """Scorer of recommenders on the last days' new interactions (after training)."""
     from pipelines.features.offline import read_curated_window
-    from pipelines.gates import HoldoutScores
-    from pipelines.models.pipeline import RECOMMEND_K, recommend_unseen
-    from pipelines.models.ranking import per_user_ranking_metrics
+    from pipelines.models.pipeline import ranking_evidence
     from pipelines.models.recommender import novel_truth
 
     start = max(day - timedelta(days=LIVE_INTERACTION_DAYS - 1), trained_until + timedelta(days=1))
@@ -496,14 +494,7 @@ def _recommender_live(settings: Settings, day: date, trained_until: date) -> Any
     truth = truth[truth["user_id"].astype(str).isin(users)]
 
     def evidence(estimator: Any) -> HoldoutScores:
-        recs = recommend_unseen(estimator, users, seen, RECOMMEND_K)
-        per_user = per_user_ranking_metrics(recs, truth, k_values=(RECOMMEND_K,))
-        per_unit = {c: per_user[c].to_numpy() for c in per_user.columns if c != "user_id"}
-        return HoldoutScores(
-            metrics={c: float(v.mean()) for c, v in per_unit.items()},
-            per_unit=per_unit,
-            unit_ids=per_user["user_id"].to_numpy(),
-        )
+        return ranking_evidence(estimator, users, seen, truth)
 
     return evidence
 
