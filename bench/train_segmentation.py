@@ -31,28 +31,16 @@ def last_two_days(home: Path, spec):
     import pandas as pd
 
     from pipelines.config import Settings
-    from pipelines.data import contract
     from pipelines.data.generator import generate
-    from pipelines.data.partitions import parquet_files, partition_dir
     from pipelines.features.compute import user_activity
-    from pipelines.features.offline import _read_files
+    from pipelines.models.testing import landing_frames
 
     settings = Settings(home=home)
     settings.ensure_dirs()
     report = generate(spec, settings)
     days = [spec.start + timedelta(days=i) for i in range(spec.days)]
 
-    def read(table: contract.Table) -> pd.DataFrame:
-        files = [
-            f
-            for d in days
-            for f in parquet_files(partition_dir(settings.landing_dir, table.name, d))
-        ]
-        return _read_files(files, table, tuple(table.column_names))
-
-    events = read(contract.EVENTS)
-    users = read(contract.USERS).drop_duplicates("user_id", keep="last")
-    items = read(contract.ITEMS).drop_duplicates("item_id", keep="last")
+    events, users, items = landing_frames(settings, days)
     # the 30-day shop fits in one 30-day window: no recency to carry over from earlier days
     frames = [user_activity(events, users, items, day) for day in days[-2:]]
     truth = pd.read_parquet(settings.truth_dir / "users.parquet")[["user_id", "user_type"]]

@@ -35,15 +35,12 @@ class ShopData:
     item_popularity: pd.DataFrame  # one row per known item per day
 
 
-def synthetic_shop(home: Path, spec: ShopSpec) -> ShopData:
-    from pipelines.config import Settings
-    from pipelines.features.compute import HISTORY_DAYS, item_popularity, user_activity
+def landing_frames(
+    settings: Settings, days: list[date]
+) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """``(events, users, items)`` of a generated shop's landing batches, typed as the contract
+    says (one row per user and item, the latest batch winning)."""
     from pipelines.features.offline import _read_files
-
-    settings = Settings(home=home)
-    settings.ensure_dirs()
-    generate(spec, settings)
-    days = [spec.start + timedelta(days=i) for i in range(spec.days)]
 
     def read(spec_table: contract.Table) -> pd.DataFrame:
         files = [
@@ -56,6 +53,19 @@ def synthetic_shop(home: Path, spec: ShopSpec) -> ShopData:
     events = read(contract.EVENTS)
     users = read(contract.USERS).drop_duplicates("user_id", keep="last").reset_index(drop=True)
     items = read(contract.ITEMS).drop_duplicates("item_id", keep="last").reset_index(drop=True)
+    return events, users, items
+
+
+def synthetic_shop(home: Path, spec: ShopSpec) -> ShopData:
+    from pipelines.config import Settings
+    from pipelines.features.compute import HISTORY_DAYS, item_popularity, user_activity
+
+    settings = Settings(home=home)
+    settings.ensure_dirs()
+    generate(spec, settings)
+    days = [spec.start + timedelta(days=i) for i in range(spec.days)]
+
+    events, users, items = landing_frames(settings, days)
 
     activity, popularity, previous = [], [], None
     stamps = events["event_ts"]
