@@ -71,6 +71,7 @@ def main(
         # next to the command's own report
         os.environ.setdefault("AIRFLOW__LOGGING__LOGGING_LEVEL", "CRITICAL")
         os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+        os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "ERROR")  # MLflow re-reads it on import
         logging.getLogger("mlflow").setLevel(logging.ERROR)
         warnings.filterwarnings("ignore")
     overrides: dict[str, object] = {}

@@ -28,7 +28,7 @@ from pipelines.cli import (
 MODELS_HELP = "propensity, recommender or segmentation"
 SHORT_METRIC = {"test_roc_auc": "auc", "test_ndcg_at_10": "ndcg@10", "silhouette": "silh"}
 KEY_METRICS = {
-    "propensity": ("test_roc_auc", "test_brier", "oracle_auc_ratio"),
+    "propensity": ("test_roc_auc", "test_brier", "test_roc_auc_vs_oracle"),
     "recommender": ("test_ndcg_at_10", "baseline_test_ndcg_at_10", "ndcg_at_10_vs_oracle"),
     "segmentation": ("silhouette", "k", "smallest_segment_share"),
 }
