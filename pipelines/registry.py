@@ -353,16 +353,6 @@ def load_reference_sample(settings: Settings, model: str, alias: str = CHAMPION)
     return pd.read_parquet(path)
 
 
-def load_model(settings: Settings, model: str, alias: str = CHAMPION) -> Any:
-    """The native model object of ``model@alias``, resolved now (a hand move in the UI counts)."""
-
-    mlflow_client(settings)
-    version = version_by_alias(settings, model, alias)
-    if version is None:
-        raise RegistryError(f"{model} has no {alias}: train it first (`personalize train {model}`)")
-    return load_version(settings, model, int(version.version))
-
-
 def load_version(settings: Settings, model: str, version: int) -> Any:
     import mlflow
 

@@ -298,9 +298,10 @@ def _current_frame(
 ) -> tuple[pd.DataFrame | None, str]:
     """The day's inputs of ``model`` with the champion's output beside them."""
     from pipelines.features.offline import read_offline_partition
+    from pipelines.features.training import features_at_day
 
     if model == "propensity":
-        frame = propensity_features(settings, day)
+        frame = features_at_day(settings, "propensity_v1", day)
         if frame is None:
             return None, "score"
         return frame.assign(score=champion.predict_proba(frame)[:, 1]), "score"
@@ -317,12 +318,6 @@ def _current_frame(
     if not active:
         return None, "category"
     return recommended_categories(champion, items, active), "category"
-
-
-def propensity_features(settings: Settings, day: date) -> pd.DataFrame | None:
-    from pipelines.features.training import features_at_day
-
-    return features_at_day(settings, "propensity_v1", day)
 
 
 def _first_feature_day(settings: Settings) -> date:
@@ -439,6 +434,7 @@ def _propensity_live(settings: Settings, day: date, trained_until: date) -> Any:
     import pandas as pd
 
     from pipelines.features.offline import read_curated_window
+    from pipelines.features.training import features_at_day
     from pipelines.gates import HoldoutScores
     from pipelines.models.classification import classification_metrics
     from pipelines.models.propensity import purchase_labels
@@ -454,7 +450,7 @@ def _propensity_live(settings: Settings, day: date, trained_until: date) -> Any:
     span = (day - snapshots[0]).days + 1
     events, users, _ = read_curated_window(settings.curated_dir, day, days=span)
     labels = purchase_labels(events, users, snapshots)
-    frames = [propensity_features(settings, s) for s in snapshots]
+    frames = [features_at_day(settings, "propensity_v1", s) for s in snapshots]
     frames = [f for f in frames if f is not None]
     if not frames:
         return None
