@@ -114,9 +114,7 @@ def _checkpoints(context: Any, suite_file: SuiteFile) -> dict[str, Any]:
     batch = next(iter(asset.batch_definitions), None) or asset.add_batch_definition_whole_dataframe(
         "whole batch"
     )
-    definition = context.validation_definitions.add_or_update(
-        gx.ValidationDefinition(name=name, data=batch, suite=suite)
-    )
+    definition = _validation_definition(context, name, batch, suite)
     return {
         mode: context.checkpoints.add_or_update(
             gx.Checkpoint(
@@ -131,6 +129,27 @@ def _checkpoints(context: Any, suite_file: SuiteFile) -> dict[str, Any]:
         )
         for mode in (FAST, DETAILED)
     }
+
+
+def _validation_definition(context: Any, name: str, batch: Any, suite: Any) -> Any:
+    """The stored definition when it already ties this batch to this suite, else a new one.
+
+    GX 1.x's ``validation_definitions.add_or_update`` of a stored definition leaves the file
+    context's data source without its context, and every later run in the process fails with
+    ``MissingDataContextError`` -- so a process that finds the definition on disk must not
+    re-save it.
+    """
+    import great_expectations as gx
+
+    try:
+        stored = context.validation_definitions.get(name)
+    except (KeyError, ValueError, gx.exceptions.DataContextError):
+        stored = None
+    if stored is not None and stored.suite.id == suite.id and stored.data.id == batch.id:
+        return stored
+    return context.validation_definitions.add_or_update(
+        gx.ValidationDefinition(name=name, data=batch, suite=suite)
+    )
 
 
 _PREPARED: dict[tuple[Path, str, str], dict[str, Any]] = {}

@@ -75,6 +75,33 @@ def test_rerunning_a_day_leaves_curated_unchanged(settings: Settings) -> None:
     assert digest(partition_dir(settings.curated_dir, "events", START)) == before
 
 
+def test_each_day_in_a_new_process_reuses_the_stored_gx_project(settings: Settings) -> None:
+    """As under a real scheduler: every task is a fresh process that finds the GX project of
+    the days before on disk (GX's re-save of a stored validation definition used to break it)."""
+    import os
+    import subprocess
+    import sys
+
+    script = (
+        "import sys; from datetime import date; from pipelines.config import Settings; "
+        "from pipelines.validation.ingest import ingest_table; "
+        "s = Settings(home=sys.argv[1]); "
+        "print(ingest_table(s, 'users', date.fromisoformat(sys.argv[2])).status)"
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PERSONALIZE_")}
+    for offset in (0, 1):
+        day = START + timedelta(days=offset)
+        done = subprocess.run(
+            [sys.executable, "-c", script, str(settings.home), day.isoformat()],
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=120,
+        )
+        assert done.returncode == 0, done.stderr[-2000:]
+        assert done.stdout.strip().splitlines()[-1] == "loaded", done.stdout
+
+
 def test_event_ids_already_loaded_on_another_day_fail(settings: Settings) -> None:
     ingest_day(settings, START)
     first = pq.read_table(partition_dir(settings.curated_dir, "events", START) / "part-0.parquet")
