@@ -28,13 +28,10 @@ $(VENV)/.synced: pyproject.toml uv.lock | $(UV)
 
 sync: $(VENV)/.synced ## create .venv from uv.lock
 
-quickstart: sync ## set up and run the main job on the embedded default (no servers)
+quickstart: sync ## set up and tell the platform's story on the embedded default (no servers)
 	@echo "state dir: $(PERSONALIZE_HOME) (reset for a fresh start)"
 	rm -rf "$(PERSONALIZE_HOME)"
-	$(PERSONALIZE) generate --users 2000 --items 500 --days 30 --seed 42 --start 2026-01-01
-	$(PERSONALIZE) backfill ingest --start 2026-01-01 --end 2026-01-30 --follow
-	$(PERSONALIZE) train
-	$(PERSONALIZE) status
+	PERSONALIZE_TRAIN_TIME_BUDGET_SECONDS=5 $(PERSONALIZE) story --users 2000 --items 500 --seed 42
 
 test: sync ## lint and run the whole test suite
 	$(VENV)/bin/ruff check .

@@ -113,8 +113,8 @@ def generate(
     drift: Annotated[
         list[str] | None,
         typer.Option(
-            help="Plant a change from a day on: covariate|concept|new-items|promo@YYYY-MM-DD. "
-            "Repeatable.",
+            help="Plant a change from a day on: "
+            "covariate|concept|new-items|promo|clearance@YYYY-MM-DD. Repeatable.",
         ),
     ] = None,
     bad: Annotated[
@@ -526,8 +526,8 @@ def _parse_day(text: str, option: str) -> date:
         raise _usage_error(f"{option} {text!r} is not a date YYYY-MM-DD") from None
 
 
-# these modules register their commands on `app` (train, models, rollback, ..., up, down)
-from pipelines import cli_models, cli_services  # noqa: E402, F401
+# these modules register their commands on `app` (train, models, ..., up, down, story)
+from pipelines import cli_models, cli_services, cli_story  # noqa: E402, F401
 
 if __name__ == "__main__":
     app()

@@ -96,8 +96,13 @@ def check_data(settings: Settings, day: date) -> dict[str, Any]:
     first = min(feature_days)
     lookback = [day - timedelta(days=back) for back in range(GAP_LOOKBACK_DAYS, -1, -1)]
     missing = [d for d in lookback if d >= first and d not in feature_days]
+    from pipelines.monitoring.alerts import active_conditions
+
+    alerted = active_conditions(settings.alerts_file)
     for gap in missing:
-        _deliver(settings, _missing_data_alert(settings, gap, day))
+        alert = _missing_data_alert(settings, gap, day)
+        if alert.key not in alerted:  # a gap is news once, not every day of the lookback
+            _deliver(settings, alert)
     if day in missing:
         raise MonitoringError(
             f"no features for {day}: ingest or features did not complete for that day "
@@ -119,6 +124,7 @@ def _missing_data_alert(settings: Settings, gap: date, seen_on: date) -> Any:
         details={"noticed_on": seen_on.isoformat(), "quarantine": quarantined},
         runbook=f"personalize status; personalize run ingest --date {gap} --follow",
         ts=_data_time(seen_on),
+        key=f"missing_data:{gap.isoformat()}",
     )
 
 

@@ -1,0 +1,347 @@
+"""The platform's life story: a shop's history, then live days with every turn production has.
+
+``make quickstart`` (``personalize story``) generates a synthetic shop with changes planted on
+chosen days, backfills its history through ``ingest`` -> ``features`` -> ``train`` and then runs
+the live days in order, each scheduled DAG for its day as the scheduler would: the daily
+``ingest`` with everything it sets off (``features`` on the curated asset, ``monitor`` on the
+features asset, ``train`` when monitoring asks for a retrain) and, on Sundays, the weekly
+``train``. Every run is a real Airflow DAG run (``dag.test`` in this process, imports reused).
+
+The scenario (:class:`Scenario`, documented in ``docs/tour.md``) is planted so that each turn
+happens deterministically:
+
+* **a broken batch** -- one live day's events carry negative prices: ingest quarantines the whole
+  batch with its reason and alerts;
+* **drift** -- a clearance sale starts: a third of all views go to the least popular tenth of the
+  catalogue at half price, and shoppers move to the new mobile app (covariate drift). Monitoring
+  sees the price level and the device mix move on the day, alerts and triggers a retrain; the gate
+  blesses or rejects each challenger;
+* **a rollback** -- the weekly retrain on the sale's last day learns that clearance items sell; it
+  is better on its (sale-time) holdout and is promoted. Once the sale is over it recommends items
+  nobody wants any more: live, in shadow, the previous champion does better on the same users and
+  monitoring rolls the champion back.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from datetime import date, timedelta
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from pipelines.days import day_range
+
+if TYPE_CHECKING:
+    from pipelines.config import Settings
+    from pipelines.data.generator import ShopSpec
+    from pipelines.orchestration.runner import RunEvent, RunRecord
+
+WEEKLY_TRAIN_WEEKDAY = 6  # the weekly train (Monday 04:00) covers the week ending on Sunday
+TURNS = ("quarantine", "first champions", "drift alert", "retrain", "gate decision", "rollback")
+
+
+@dataclass(frozen=True)
+class Scenario:
+    """A shop and the days its changes are planted on, counted in live days (1 = first)."""
+
+    users: int = 2000
+    items: int = 500
+    history_days: int = 30
+    live_days: int = 14
+    seed: int = 42
+    # a Saturday: the history ends on a Sunday, the weekly train's day
+    start: date = date(2026, 1, 3)
+    broken_day: int = 2
+    broken_kind: str = "negative-price"
+    sale_day: int = 3
+    drift_kinds: tuple[str, ...] = ("clearance", "covariate")
+
+    @property
+    def history_end(self) -> date:
+        return self.start + timedelta(days=self.history_days - 1)
+
+    def live(self, number: int) -> date:
+        """The date of live day ``number`` (1-based)."""
+        return self.history_end + timedelta(days=number)
+
+    @property
+    def end(self) -> date:
+        return self.live(self.live_days)
+
+    def spec(self) -> ShopSpec:
+        from pipelines.data.generator import PlantedChange, ShopSpec
+
+        return ShopSpec(
+            users=self.users,
+            items=self.items,
+            days=self.history_days + self.live_days,
+            seed=self.seed,
+            start=self.start,
+            drifts=tuple(PlantedChange(k, self.live(self.sale_day)) for k in self.drift_kinds),
+            bad=(PlantedChange(self.broken_kind, self.live(self.broken_day)),),
+        )
+
+    def plan(self) -> list[str]:
+        """What is planted, in words, for the first lines of the story."""
+        from pipelines.data.generator import CLEARANCE_DAYS
+
+        sale = self.live(self.sale_day)
+        return [
+            f"history {self.start} .. {self.history_end} ({self.history_days} days), "
+            f"live {self.live(1)} .. {self.end} ({self.live_days} days)",
+            f"{self.live(self.broken_day)}: the events batch has {self.broken_kind} rows",
+            f"{sale} .. {sale + timedelta(days=CLEARANCE_DAYS - 1)}: clearance sale "
+            f"({', '.join(self.drift_kinds)})",
+        ]
+
+
+@dataclass
+class DagTiming:
+    """Where a DAG's time went: runs, wall seconds, and seconds inside task bodies."""
+
+    runs: int = 0
+    wall_s: float = 0.0
+    task_s: float = 0.0
+
+
+@dataclass
+class Story:
+    """What happened: per-day runs, the turns seen, models, alerts, paths and timings."""
+
+    scenario: dict[str, Any]
+    days: list[dict[str, Any]] = field(default_factory=list)
+    turns: dict[str, list[str]] = field(default_factory=dict)
+    models: dict[str, Any] = field(default_factory=dict)
+    alerts: list[dict[str, Any]] = field(default_factory=list)
+    paths: dict[str, str] = field(default_factory=dict)
+    timing: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def missing_turns(self) -> list[str]:
+        return [turn for turn in TURNS if not self.turns.get(turn)]
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self) | {"missing_turns": self.missing_turns}
+
+
+StageCallback = Callable[[str], None]
+
+
+def weekly_train_due(day: date) -> bool:
+    return day.weekday() == WEEKLY_TRAIN_WEEKDAY
+
+
+def tell(
+    settings: Settings,
+    scenario: Scenario,
+    *,
+    on_event: Callable[[RunEvent], None] | None = None,
+    on_stage: StageCallback | None = None,
+) -> Story:
+    """Generate the shop, run history and live days through Airflow, and say what happened."""
+    from pipelines.data.generator import generate
+    from pipelines.orchestration.runner import run_dag
+
+    stage = on_stage or (lambda _text: None)
+    began = time.perf_counter()
+    story = Story(scenario=_scenario_dict(scenario))
+    records: list[RunRecord] = []
+
+    stage("generating the shop")
+    clock = time.perf_counter()
+    generate(scenario.spec(), settings)
+    story.timing["generate_s"] = round(time.perf_counter() - clock, 2)
+
+    def run_day(day: date, live: bool) -> None:
+        alerts_before = _alert_count(settings)
+        moves_before = _audit_count(settings)
+        day_records = run_dag(settings, "ingest", day, follow=True, on_event=on_event)
+        if live and weekly_train_due(day):
+            day_records += run_dag(settings, "train", day, follow=True, on_event=on_event)
+        records.extend(day_records)
+        story.days.append(
+            {
+                "day": day.isoformat(),
+                "phase": "live" if live else "history",
+                "runs": [f"{r.dag_id}:{r.state}" for r in day_records],
+                "alerts": _new_alerts(settings, alerts_before),
+                "moves": _new_moves(settings, moves_before),
+            }
+        )
+
+    stage(f"history: {scenario.history_days} days through ingest -> features -> monitor")
+    clock = time.perf_counter()
+    for day in day_range(scenario.start, scenario.history_end):
+        run_day(day, live=False)
+    stage("history: first champions (train for the last history day)")
+    moves_before = _audit_count(settings)
+    records.extend(
+        run_dag(settings, "train", scenario.history_end, follow=True, on_event=on_event)
+    )
+    story.days[-1]["moves"] += _new_moves(settings, moves_before)
+    story.timing["history_s"] = round(time.perf_counter() - clock, 2)
+
+    stage(f"live: {scenario.live_days} days, each scheduled DAG for its day")
+    clock = time.perf_counter()
+    for day in day_range(scenario.live(1), scenario.end):
+        run_day(day, live=True)
+    story.timing["live_s"] = round(time.perf_counter() - clock, 2)
+
+    _summarise(settings, scenario, story, records)
+    story.timing["wall_s"] = round(time.perf_counter() - began, 2)
+    story.timing |= _airflow_share(settings, records)
+    out = settings.state_dir / "story" / "summary.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(story.to_dict(), indent=2, default=str) + "\n")
+    story.paths["summary"] = str(out)
+    return story
+
+
+# ---- what happened ----------------------------------------------------------------------------
+
+
+def _scenario_dict(scenario: Scenario) -> dict[str, Any]:
+    return asdict(scenario) | {
+        "history_end": scenario.history_end.isoformat(),
+        "live_start": scenario.live(1).isoformat(),
+        "end": scenario.end.isoformat(),
+        "plan": scenario.plan(),
+    }
+
+
+def _read_jsonl(path: Path) -> list[dict[str, Any]]:
+    if not path.exists():
+        return []
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def _alert_count(settings: Settings) -> int:
+    return len(_read_jsonl(settings.alerts_file))
+
+
+def _audit_count(settings: Settings) -> int:
+    return len(_read_jsonl(settings.audit_file))
+
+
+def _new_alerts(settings: Settings, before: int) -> list[dict[str, Any]]:
+    return [
+        {k: a.get(k) for k in ("type", "severity", "model", "version", "summary", "report")}
+        for a in _read_jsonl(settings.alerts_file)[before:]
+    ]
+
+
+def _new_moves(settings: Settings, before: int) -> list[dict[str, Any]]:
+    keys = ("model", "action", "alias", "from_version", "to_version", "actor", "reason")
+    return [{k: m.get(k) for k in keys} for m in _read_jsonl(settings.audit_file)[before:]]
+
+
+def _summarise(
+    settings: Settings, scenario: Scenario, story: Story, records: list[RunRecord]
+) -> None:
+    from pipelines import registry
+
+    turns: dict[str, list[str]] = {turn: [] for turn in TURNS}
+    for entry in story.days:
+        day = entry["day"]
+        for alert in entry["alerts"]:
+            kind = alert["type"]
+            line = f"{day} {alert['summary']}"
+            if kind == "quarantine":
+                turns["quarantine"].append(line)
+            elif kind == "drift":
+                turns["drift alert"].append(line)
+            elif kind == "retrain":
+                turns["retrain"].append(line)
+            elif kind == "rollback":
+                turns["rollback"].append(line)
+        for move in entry["moves"]:
+            if move["action"] == "rollback" and not any(
+                a["type"] == "rollback" for a in entry["alerts"]
+            ):
+                turns["rollback"].append(f"{day} {move['model']} rolled back")
+    retrain_runs = [r for r in records if r.dag_id == "train" and r.reason != "requested"]
+    turns["retrain"] += [f"{r.day} train run ({r.reason})" for r in retrain_runs]
+
+    for model in registry.MODEL_NAMES:
+        overview = registry.model_overview(settings, model)
+        aliases = registry.aliases(settings, model)
+        story.models[model] = {
+            "aliases": aliases,
+            "versions": [
+                {k: v[k] for k in ("version", "aliases", "window", "gate", "rolled_back")}
+                for v in overview
+            ],
+            "history": [
+                {k: m.get(k) for k in ("ts", "action", "from_version", "to_version", "actor")}
+                | {"reason": (m.get("reason") or "")[:160]}
+                for m in registry.read_audit(settings, model)
+            ],
+        }
+        if aliases.get(registry.CHAMPION) is not None:
+            turns["first champions"].append(f"{model} champion v{aliases[registry.CHAMPION]}")
+        for version in overview:
+            decision = version.get("gate")
+            if decision and version.get("version", 0) > 1:
+                turns["gate decision"].append(f"{model} v{version['version']}: {decision}")
+    if len(turns["first champions"]) < len(registry.MODEL_NAMES):
+        turns["first champions"] = []
+    story.turns = turns
+    story.alerts = [
+        {"day": e["day"], **a} for e in story.days for a in e["alerts"] if a["type"] != "resolved"
+    ]
+    story.paths = {
+        "state dir": str(settings.state_dir),
+        "reports": str(settings.reports_dir),
+        "data docs": str(settings.state_dir / "gx" / "uncommitted/data_docs/local_site/index.html"),
+        "quarantine": str(settings.quarantine_dir),
+        "alerts": str(settings.alerts_file),
+        "audit": str(settings.audit_file),
+    }
+    story.timing["alerts_by_type"] = dict(Counter(a["type"] for a in story.alerts))
+
+
+def _airflow_share(settings: Settings, records: list[RunRecord]) -> dict[str, Any]:
+    """Wall time of the DAG runs against time inside their task bodies, per DAG.
+
+    What is not task time is Airflow's: creating the run, scheduling and recording each task
+    instance, XComs, asset events (plus, in the first run of a process, its in-process API).
+    """
+    from pipelines.orchestration.airflow_env import configure_airflow
+
+    configure_airflow(settings)
+    from airflow.models import TaskInstance
+    from airflow.utils.session import create_session
+    from sqlalchemy import select
+
+    by_dag: dict[str, DagTiming] = {}
+    run_ids = {(r.dag_id, r.run_id) for r in records if r.run_id}
+    with create_session() as session:
+        rows = session.execute(
+            select(TaskInstance.dag_id, TaskInstance.run_id, TaskInstance.duration)
+        ).all()
+    task_s: Counter[tuple[str, str]] = Counter()
+    for dag_id, run_id, duration in rows:
+        if (dag_id, run_id) in run_ids and duration:
+            task_s[(dag_id, run_id)] += float(duration)
+    for record in records:
+        timing = by_dag.setdefault(record.dag_id, DagTiming())
+        timing.runs += 1
+        timing.wall_s += record.duration_s
+        timing.task_s += task_s.get((record.dag_id, record.run_id or ""), 0.0)
+    wall = sum(t.wall_s for t in by_dag.values())
+    tasks = sum(t.task_s for t in by_dag.values())
+    return {
+        "dag_runs": sum(t.runs for t in by_dag.values()),
+        "dag_wall_s": round(wall, 2),
+        "task_s": round(tasks, 2),
+        "airflow_overhead_s": round(wall - tasks, 2),
+        "airflow_share": round((wall - tasks) / wall, 3) if wall else 0.0,
+        "per_dag": {
+            dag: {"runs": t.runs, "wall_s": round(t.wall_s, 2), "task_s": round(t.task_s, 2)}
+            for dag, t in sorted(by_dag.items())
+        },
+    }
