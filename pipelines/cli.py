@@ -114,7 +114,7 @@ def generate(
         list[str] | None,
         typer.Option(
             help="Plant a change from a day on: "
-            "covariate|concept|new-items|promo|clearance@YYYY-MM-DD. Repeatable.",
+            "covariate|concept|new-items|promo@YYYY-MM-DD. Repeatable.",
         ),
     ] = None,
     bad: Annotated[

@@ -13,7 +13,7 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from pipelines.cli import _parse_day, _settings, app, console, err_console
+from pipelines.cli import _parse_day, _settings, _usage_error, app, console, err_console
 
 MARK = {"success": "[green]✓[/]", "failed": "[red]✗[/]"}
 ALERT_STYLE = {"critical": "red", "warning": "yellow", "info": "cyan"}
@@ -28,8 +28,9 @@ def story(
         int, typer.Option(min=14, help="Days of history before the live days.")
     ] = 30,
     live_days: Annotated[
-        int, typer.Option(min=12, help="Live days: the sale starts on the 3rd.")
-    ] = 14,
+        int,
+        typer.Option(min=6, help="Live days: drift on the 3rd, a hand promotion on the 5th."),
+    ] = 8,
     seed: Annotated[int, typer.Option(help="Same seed, same story.")] = 42,
     start: Annotated[
         str, typer.Option(help="First history day (a Saturday keeps the weekly train on Sunday).")
@@ -43,14 +44,17 @@ def story(
     from pipelines.orchestration.story import Scenario, tell
 
     settings = _settings(ctx)
-    scenario = Scenario(
-        users=users,
-        items=items,
-        history_days=history_days,
-        live_days=live_days,
-        seed=seed,
-        start=_parse_day(start, "--start"),
-    )
+    try:
+        scenario = Scenario(
+            users=users,
+            items=items,
+            history_days=history_days,
+            live_days=live_days,
+            seed=seed,
+            start=_parse_day(start, "--start"),
+        )
+    except ValueError as problem:
+        raise _usage_error(str(problem)) from None
     for line in scenario.plan():
         err_console.print(f"[dim]plan:[/] {line}", highlight=False)
     printer = _DayPrinter()

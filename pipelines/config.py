@@ -78,6 +78,11 @@ class Settings(BaseSettings):
     train_time_budget_seconds: float = Field(
         20.0, description="Wall-clock budget of the propensity hyper-parameter search."
     )
+    recommender_candidates: str = Field(
+        "",
+        description="Recommender candidates to try, comma-separated (popularity, item_knn, "
+        "category_affinity, ease); empty = all of them.",
+    )
     gates_file: Path | None = Field(
         None, description="Gate thresholds (TOML); defaults to the versioned pipelines/gates.toml."
     )

@@ -32,7 +32,7 @@ if TYPE_CHECKING:
 
     from pipelines.config import Settings
 
-DRIFT_KINDS: tuple[str, ...] = ("covariate", "concept", "new-items", "promo", "clearance")
+DRIFT_KINDS: tuple[str, ...] = ("covariate", "concept", "new-items", "promo")
 BAD_KINDS: tuple[str, ...] = (
     "missing-column",
     "wrong-dtype",
@@ -88,13 +88,6 @@ PROMO_DISCOUNT = 0.7
 PROMO_ACTIVITY = 1.3
 PROMO_BUY_BOOST = 1.0
 PROMO_SENSITIVITY = 0.4
-# clearance: for a week the least popular tenth of the catalogue is half price and the home page
-# banner sends a third of all views to it; afterwards those items are as unpopular as before
-CLEARANCE_DAYS = 7
-CLEARANCE_ITEM_SHARE = 0.1
-CLEARANCE_VIEW_SHARE = 0.35
-CLEARANCE_DISCOUNT = 0.5
-CLEARANCE_BUY_BOOST = 0.8
 COVARIATE_PRICE_LEVEL = 1.2
 LABEL_HORIZON_DAYS = 7
 NULL_VIEW_PRICE_SHARE = 0.05
@@ -104,7 +97,7 @@ PREEXISTING_ITEM_SHARE = 0.9
 NEW_ITEMS_SHARE = 0.2
 MICROS_PER_DAY = 86_400_000_000
 
-_STREAM = {"shop": 1, "day": 2, "bad": 3, "concept": 4, "new-items": 5, "clearance": 6}
+_STREAM = {"shop": 1, "day": 2, "bad": 3, "concept": 4, "new-items": 5}
 
 
 class GeneratorError(ValueError):
@@ -192,20 +185,13 @@ class Regime:
     """What holds on one day: the planted changes in force there."""
 
     promo: bool
-    clearance: bool
     covariate_level: int
     concept_level: int
     launched: np.ndarray  # bool mask over items
 
     @property
     def key(self) -> tuple[object, ...]:
-        return (
-            self.promo,
-            self.clearance,
-            self.covariate_level,
-            self.concept_level,
-            int(self.launched.sum()),
-        )
+        return (self.promo, self.covariate_level, self.concept_level, int(self.launched.sum()))
 
     @property
     def price_factor(self) -> float:
@@ -277,9 +263,6 @@ class Shop:
             CATEGORY_BASE_PRICE[category] * item_rng.lognormal(0.0, 0.5, n_all), 2
         ).clip(0.99)
         self.item_log_relative_price = np.log(self.item_price / CATEGORY_BASE_PRICE[category])
-        # clearance items: the least popular tenth of the catalogue (ties by id)
-        n_clearance = max(1, round(CLEARANCE_ITEM_SHARE * n_all))
-        self.clearance_items = np.sort(np.argsort(popularity, kind="stable")[:n_clearance])
         self.item_launch_us = np.where(
             launch_day < 0,
             start_us - item_rng.integers(MICROS_PER_DAY, 1095 * MICROS_PER_DAY, n_all),
@@ -323,12 +306,9 @@ class Shop:
         spec = self.spec
         day = spec.start + timedelta(days=day_index)
         promo = any(c.kind == "promo" and 0 <= (day - c.day).days < PROMO_DAYS for c in spec.drifts)
-        clearance = any(
-            c.kind == "clearance" and 0 <= (day - c.day).days < CLEARANCE_DAYS for c in spec.drifts
-        )
         covariate = sum(1 for c in spec.drifts if c.kind == "covariate" and c.day <= day)
         concept = sum(1 for c in spec.drifts if c.kind == "concept" and c.day <= day)
-        return Regime(promo, clearance, covariate, concept, self.item_launch_day <= day_index)
+        return Regime(promo, covariate, concept, self.item_launch_day <= day_index)
 
     def activity(self, day_index: int, regime: Regime) -> np.ndarray:
         """Expected sessions of every user on that day (zero before sign-up)."""
@@ -345,8 +325,6 @@ class Shop:
             PROMO_SENSITIVITY if regime.promo else 1.0
         )
         relative_price = self.item_log_relative_price[items] + np.log(regime.price_factor)
-        on_clearance = self.on_clearance(items, regime)
-        relative_price = relative_price + np.where(on_clearance, np.log(CLEARANCE_DISCOUNT), 0.0)
         cart = (
             CART_BASE_LOGIT
             + self._cart_offset[regime.concept_level][users]
@@ -357,22 +335,9 @@ class Shop:
             BUY_BASE_LOGIT
             + self._buy_offset[regime.concept_level][users]
             + (PROMO_BUY_BOOST if regime.promo else 0.0)
-            + np.where(on_clearance, CLEARANCE_BUY_BOOST, 0.0)
             - 0.5 * sensitivity * relative_price
         )
         return cart, buy
-
-    def on_clearance(self, items: np.ndarray, regime: Regime) -> np.ndarray:
-        """Whether each item is half price today (False outside a clearance week)."""
-        if not regime.clearance:
-            return np.zeros(np.shape(items), dtype=bool)
-        return np.isin(items, self.clearance_items)
-
-    def price_factors(self, items: np.ndarray, regime: Regime) -> np.ndarray:
-        """What each item costs today relative to its list price."""
-        return regime.price_factor * np.where(
-            self.on_clearance(items, regime), CLEARANCE_DISCOUNT, 1.0
-        )
 
     def device_preference(self, regime: Regime) -> np.ndarray:
         shift = 1 - 0.4**regime.covariate_level  # 0 before any covariate drift, 0.6 after one
@@ -400,14 +365,6 @@ class Shop:
             cart, buy = self.conversion_logits(users[:, None], items[None, :], regime)
             convert = _sigmoid(cart) * _sigmoid(buy)
             view_share = interest[users][:, category] * share_in_category[None, :]
-            if regime.clearance:
-                banner = (
-                    np.isin(items, self.clearance_items)
-                    / np.isin(self.clearance_items, items).sum()
-                )
-                view_share = (1 - CLEARANCE_VIEW_SHARE) * view_share + (
-                    CLEARANCE_VIEW_SHARE * banner[None, :]
-                )
             per_view[users] = (convert * view_share).sum(axis=1)
         result = 1.0 - (1.0 - per_view) * np.exp(-EXTRA_VIEWS_MEAN * per_view)
         self._session_purchase_cache[regime.key] = result
@@ -491,14 +448,6 @@ def simulate_events(shop: Shop, day_index: int) -> pa.Table:
         position = np.searchsorted(cdf, pick[in_category] * cdf[-1], side="right")
         view_item[in_category] = candidates[np.minimum(position, candidates.size - 1)]
 
-    if regime.clearance:
-        # the banner: a share of views lands on a clearance item instead (its own stream, so the
-        # draws above stay those of a day without the sale)
-        banner_rng = _rng(spec, "clearance", day_index)
-        launched_clearance = shop.clearance_items[regime.launched[shop.clearance_items]]
-        to_banner = banner_rng.random(n_views) < CLEARANCE_VIEW_SHARE
-        view_item[to_banner] = banner_rng.choice(launched_clearance, int(to_banner.sum()))
-
     gaps = rng.exponential(45_000_000, n_views).astype(np.int64) + 1_000_000
     first_of_session = np.r_[0, np.cumsum(views_per_session)[:-1]]
     elapsed = np.cumsum(gaps)
@@ -512,7 +461,7 @@ def simulate_events(shop: Shop, day_index: int) -> pa.Table:
     quantity = 1 + rng.poisson(0.2, n_views)
     cart_ts = view_ts + rng.exponential(30_000_000, n_views).astype(np.int64) + 1_000_000
     buy_ts = cart_ts + rng.exponential(120_000_000, n_views).astype(np.int64) + 1_000_000
-    unit_price = np.round(shop.item_price[view_item] * shop.price_factors(view_item, regime), 2)
+    unit_price = np.round(shop.item_price[view_item] * regime.price_factor, 2)
     view_price_missing = rng.random(n_views) < NULL_VIEW_PRICE_SHARE
 
     cart_idx, buy_idx = np.flatnonzero(carted), np.flatnonzero(bought)
@@ -838,10 +787,6 @@ def _write_truth(shop: Shop, truth_dir: Path, probabilities: pa.Table) -> None:
             **spec.to_dict(),
             "label_horizon_days": LABEL_HORIZON_DAYS,
             "promo_days": PROMO_DAYS,
-            "clearance_days": CLEARANCE_DAYS,
-            "clearance_items": item_ids(shop.clearance_items).to_pylist()
-            if any(c.kind == "clearance" for c in spec.drifts)
-            else [],
             "categories": list(CATEGORIES),
         }
         (staged / "scenario.json").write_text(json.dumps(scenario, indent=2) + "\n")

@@ -284,6 +284,24 @@ def propensity_run(settings: Settings, end: date) -> TrainingRun:
     )
 
 
+def recommender_candidates(settings: Settings, items: pd.DataFrame | None) -> dict[str, Any]:
+    """The candidates ``settings.recommender_candidates`` names (all of them when empty)."""
+    from pipelines.models.recommender import default_candidates
+
+    candidates = default_candidates(items)
+    wanted = [n.strip() for n in settings.recommender_candidates.split(",") if n.strip()]
+    if not wanted:
+        return candidates
+    family = {label: label.split("(", 1)[0] for label in candidates}
+    unknown = sorted(set(wanted) - set(family.values()))
+    if unknown:
+        raise TrainingError(
+            f"PERSONALIZE_RECOMMENDER_CANDIDATES names {', '.join(unknown)}; "
+            f"known: {', '.join(sorted(set(family.values())))}"
+        )
+    return {label: model for label, model in candidates.items() if family[label] in wanted}
+
+
 def recommender_run(settings: Settings, end: date) -> TrainingRun:
     import pandas as pd
 
@@ -301,6 +319,7 @@ def recommender_run(settings: Settings, end: date) -> TrainingRun:
     protocol = {
         "items": items,
         "segments": segments,
+        "candidates": recommender_candidates(settings, items),
         "valid_days": RECOMMENDER_VALID_DAYS,
         "test_days": RECOMMENDER_TEST_DAYS,
         "k": RECOMMEND_K,

@@ -11,15 +11,19 @@ The scenario (:class:`Scenario`, documented in ``docs/tour.md``) is planted so t
 happens deterministically:
 
 * **a broken batch** -- one live day's events carry negative prices: ingest quarantines the whole
-  batch with its reason and alerts;
-* **drift** -- a clearance sale starts: a third of all views go to the least popular tenth of the
-  catalogue at half price, and shoppers move to the new mobile app (covariate drift). Monitoring
-  sees the price level and the device mix move on the day, alerts and triggers a retrain; the gate
-  blesses or rejects each challenger;
-* **a rollback** -- the weekly retrain on the sale's last day learns that clearance items sell; it
-  is better on its (sale-time) holdout and is promoted. Once the sale is over it recommends items
-  nobody wants any more: live, in shadow, the previous champion does better on the same users and
-  monitoring rolls the champion back.
+  batch with its reason and alerts; the next monitor run alerts the missing feature day (once);
+* **drift** -- shoppers move to the new mobile app and prices rise 20 % (covariate drift):
+  monitoring sees the device mix and the price level move on the day, alerts, and triggers a
+  retrain; the gate blesses or rejects each challenger (auto-promotion on the local profile);
+* **a hand promotion gone wrong** -- an ML engineer tries the popularity baseline as recommender
+  (``PERSONALIZE_RECOMMENDER_CANDIDATES=popularity personalize train recommender``); the gate
+  rejects it and they move ``champion`` to it by hand in the MLflow UI anyway. The platform
+  honours the move (audited as manual) and the next day's monitoring scores it live against the
+  previous champion in shadow: significantly worse, so it is rolled back automatically;
+* **the weekly train** -- on Sunday every model is retrained and gated as scheduled.
+
+A week of live days is enough for all of it; labels of the first champions mature on the last
+days, so live propensity figures appear too.
 """
 
 from __future__ import annotations
@@ -40,6 +44,7 @@ if TYPE_CHECKING:
     from pipelines.data.generator import ShopSpec
     from pipelines.orchestration.runner import RunEvent, RunRecord
 
+MIN_HISTORY_DAYS = 14
 WEEKLY_TRAIN_WEEKDAY = 6  # the weekly train (Monday 04:00) covers the week ending on Sunday
 TURNS = ("quarantine", "first champions", "drift alert", "retrain", "gate decision", "rollback")
 
@@ -51,14 +56,26 @@ class Scenario:
     users: int = 2000
     items: int = 500
     history_days: int = 30
-    live_days: int = 14
+    live_days: int = 8
     seed: int = 42
     # a Saturday: the history ends on a Sunday, the weekly train's day
     start: date = date(2026, 1, 3)
     broken_day: int = 2
     broken_kind: str = "negative-price"
-    sale_day: int = 3
-    drift_kinds: tuple[str, ...] = ("clearance", "covariate")
+    drift_day: int = 3
+    hand_promotion_day: int = 5
+
+    def __post_init__(self) -> None:
+        if self.history_days < MIN_HISTORY_DAYS:
+            raise ValueError(
+                f"history_days={self.history_days}: the first champions need at least "
+                f"{MIN_HISTORY_DAYS} days (7-day labels on 6 snapshot days, and a test split)"
+            )
+        last_turn = max(self.broken_day, self.drift_day, self.hand_promotion_day + 1)
+        if self.live_days < last_turn:
+            raise ValueError(
+                f"live_days={self.live_days}: the story's turns need {last_turn} live days"
+            )
 
     @property
     def history_end(self) -> date:
@@ -81,21 +98,21 @@ class Scenario:
             days=self.history_days + self.live_days,
             seed=self.seed,
             start=self.start,
-            drifts=tuple(PlantedChange(k, self.live(self.sale_day)) for k in self.drift_kinds),
+            drifts=(PlantedChange("covariate", self.live(self.drift_day)),),
             bad=(PlantedChange(self.broken_kind, self.live(self.broken_day)),),
         )
 
     def plan(self) -> list[str]:
         """What is planted, in words, for the first lines of the story."""
-        from pipelines.data.generator import CLEARANCE_DAYS
-
-        sale = self.live(self.sale_day)
         return [
             f"history {self.start} .. {self.history_end} ({self.history_days} days), "
             f"live {self.live(1)} .. {self.end} ({self.live_days} days)",
             f"{self.live(self.broken_day)}: the events batch has {self.broken_kind} rows",
-            f"{sale} .. {sale + timedelta(days=CLEARANCE_DAYS - 1)}: clearance sale "
-            f"({', '.join(self.drift_kinds)})",
+            f"{self.live(self.drift_day)}: shoppers move to the new mobile app, prices rise 20 % "
+            "(covariate drift)",
+            f"{self.live(self.hand_promotion_day)}: an engineer promotes the popularity baseline "
+            "recommender by hand, past the gate",
+            "Sundays: the weekly train",
         ]
 
 
@@ -162,6 +179,8 @@ def tell(
         day_records = run_dag(settings, "ingest", day, follow=True, on_event=on_event)
         if live and weekly_train_due(day):
             day_records += run_dag(settings, "train", day, follow=True, on_event=on_event)
+        if live and day == scenario.live(scenario.hand_promotion_day):
+            day_records += _engineer_forces_a_baseline(settings, day, on_event)
         records.extend(day_records)
         story.days.append(
             {
@@ -179,9 +198,7 @@ def tell(
         run_day(day, live=False)
     stage("history: first champions (train for the last history day)")
     moves_before = _audit_count(settings)
-    records.extend(
-        run_dag(settings, "train", scenario.history_end, follow=True, on_event=on_event)
-    )
+    records.extend(run_dag(settings, "train", scenario.history_end, follow=True, on_event=on_event))
     story.days[-1]["moves"] += _new_moves(settings, moves_before)
     story.timing["history_s"] = round(time.perf_counter() - clock, 2)
 
@@ -199,6 +216,26 @@ def tell(
     out.write_text(json.dumps(story.to_dict(), indent=2, default=str) + "\n")
     story.paths["summary"] = str(out)
     return story
+
+
+def _engineer_forces_a_baseline(
+    settings: Settings, day: date, on_event: Callable[[RunEvent], None] | None
+) -> list[RunRecord]:
+    """What an engineer does by hand: train the popularity baseline as recommender, and when
+    the gate rejects it, point ``champion`` at it in the MLflow UI (the same registry call)."""
+    from pipelines import registry
+    from pipelines.orchestration.runner import run_dag
+
+    conf = {"day": day.isoformat(), "models": "recommender"}
+    # PERSONALIZE_RECOMMENDER_CANDIDATES=popularity personalize train recommender
+    experiment = settings.model_copy(update={"recommender_candidates": "popularity"})
+    records = run_dag(experiment, "train", day, conf=conf, follow=True, on_event=on_event)
+    baseline = registry.aliases(settings, "recommender").get(registry.CHALLENGER)
+    champion = registry.aliases(settings, "recommender").get(registry.CHAMPION)
+    if baseline is not None and baseline != champion:
+        client = registry.mlflow_client(settings)
+        client.set_registered_model_alias("recommender", registry.CHAMPION, str(baseline))
+    return records
 
 
 # ---- what happened ----------------------------------------------------------------------------
@@ -293,10 +330,13 @@ def _summarise(
     story.alerts = [
         {"day": e["day"], **a} for e in story.days for a in e["alerts"] if a["type"] != "resolved"
     ]
+    from pipelines.validation.gx_runner import build_data_docs_index
+
+    data_docs = build_data_docs_index(settings.state_dir)
     story.paths = {
         "state dir": str(settings.state_dir),
         "reports": str(settings.reports_dir),
-        "data docs": str(settings.state_dir / "gx" / "uncommitted/data_docs/local_site/index.html"),
+        "data docs": data_docs or "none yet",
         "quarantine": str(settings.quarantine_dir),
         "alerts": str(settings.alerts_file),
         "audit": str(settings.audit_file),

@@ -176,7 +176,7 @@ def test_missing_file_and_unknown_profile_are_config_errors(tmp_path: Path) -> N
 def test_monitoring_section() -> None:
     monitoring = gates.load_monitoring_config()
     assert monitoring.drift_share_threshold == 0.3
-    assert monitoring.retrain_cooldown_hours == 24
+    assert monitoring.retrain_cooldown_hours == 168
     assert monitoring.bootstrap.confidence == pytest.approx(0.95)
     assert "device_share_ios_1d" in monitoring.key_features["propensity"]
     assert monitoring.floors["propensity"] == PerformanceFloor("roc_auc", 0.60, "higher")
@@ -578,11 +578,12 @@ def test_drift_share_or_key_feature_triggers_retrain(monitoring: gates.Monitorin
 
 
 def test_retrain_at_most_once_per_cooldown(monitoring: gates.MonitoringConfig) -> None:
+    cooldown = timedelta(hours=monitoring.retrain_cooldown_hours)
     recent = NOW - timedelta(hours=5)
     held = gates.drift_action(0.5, [], KEY, monitoring, recent, NOW)
     assert held.action == "alert" and "retrain held" in held.reason
-    assert held.next_retrain_at == (recent + timedelta(hours=24)).isoformat()
-    naive_old = (NOW - timedelta(hours=25)).replace(tzinfo=None)  # naive = UTC
+    assert held.next_retrain_at == (recent + cooldown).isoformat()
+    naive_old = (NOW - cooldown - timedelta(hours=1)).replace(tzinfo=None)  # naive = UTC
     assert gates.drift_action(0.5, [], KEY, monitoring, naive_old, NOW).action == (
         "alert_and_retrain"
     )
