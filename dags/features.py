@@ -34,7 +34,8 @@ SETTINGS = get_settings()
     doc_md=__doc__,
 )
 def features() -> None:
-    @task
+    # multiple_outputs=False: one XCom per task; a `-> dict` task would push every key too
+    @task(multiple_outputs=False)
     def compute(**context: object) -> dict:
         from pipelines.features.pipeline import compute_for_run
 
@@ -46,13 +47,13 @@ def features() -> None:
 
         apply_for_run()
 
-    @task
+    @task(multiple_outputs=False)
     def materialize(**context: object) -> dict:
         from pipelines.features.pipeline import materialize_for_run
 
         return materialize_for_run(context)
 
-    @task(outlets=[FEATURES])
+    @task(multiple_outputs=False, outlets=[FEATURES])
     def announce_features(**context: object) -> dict:
         from pipelines.features.pipeline import features_event_extra
 

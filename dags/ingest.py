@@ -63,19 +63,20 @@ def ingest() -> None:
         except BatchMissing as missing:
             raise AirflowFailException(str(missing)) from None
 
-    @task
+    # multiple_outputs=False: one XCom per task; a `-> dict` task would push every key too
+    @task(multiple_outputs=False)
     def validate_users(**context: object) -> dict:
         return _validate("users", context)
 
-    @task
+    @task(multiple_outputs=False)
     def validate_items(**context: object) -> dict:
         return _validate("items", context)
 
-    @task(trigger_rule="all_done")
+    @task(multiple_outputs=False, trigger_rule="all_done")
     def validate_events(**context: object) -> dict:
         return _validate("events", context)
 
-    @task(outlets=[CURATED])
+    @task(multiple_outputs=False, outlets=[CURATED])
     def announce_curated(loaded: list[dict], **context: object) -> dict:
         from pipelines.validation.announce import curated_event_extra
 

@@ -41,7 +41,8 @@ MODEL_NAMES = ("propensity", "recommender", "segmentation")
     doc_md=__doc__,
 )
 def monitor() -> None:
-    @task
+    # multiple_outputs=False: one XCom per task; a `-> dict` task would push every key too
+    @task(multiple_outputs=False)
     def check_data(**context: object) -> dict:
         from airflow.sdk.exceptions import AirflowFailException
 
@@ -52,13 +53,13 @@ def monitor() -> None:
         except MonitoringError as problem:  # alerted already; a retry would not bring the data
             raise AirflowFailException(str(problem)) from None
 
-    @task
+    @task(multiple_outputs=False)
     def watch(model: str, **context: object) -> dict:
         from pipelines.monitoring.pipeline import monitor_model_for_run
 
         return monitor_model_for_run(model, context)
 
-    @task
+    @task(multiple_outputs=False)
     def plan_retrain(verdicts: list, **context: object) -> dict:
         from airflow.sdk.exceptions import AirflowSkipException
 

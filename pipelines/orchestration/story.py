@@ -161,6 +161,7 @@ def tell(
 ) -> Story:
     """Generate the shop, run history and live days through Airflow, and say what happened."""
     from pipelines.data.generator import generate
+    from pipelines.orchestration.airflow_env import configure_airflow
     from pipelines.orchestration.runner import run_dag
 
     stage = on_stage or (lambda _text: None)
@@ -169,9 +170,9 @@ def tell(
     records: list[RunRecord] = []
 
     stage("generating the shop")
-    clock = time.perf_counter()
+    mark = time.perf_counter()
     generate(scenario.spec(), settings)
-    story.timing["generate_s"] = round(time.perf_counter() - clock, 2)
+    story.timing["generate_s"] = round(time.perf_counter() - mark, 2)
 
     def run_day(day: date, live: bool) -> None:
         alerts_before = _alert_count(settings)
@@ -192,29 +193,33 @@ def tell(
             }
         )
 
-    stage(f"history: {scenario.history_days} days through ingest -> features -> monitor")
-    clock = time.perf_counter()
-    for day in day_range(scenario.start, scenario.history_end):
-        run_day(day, live=False)
-    stage("history: first champions (train for the last history day)")
-    moves_before = _audit_count(settings)
-    records.extend(run_dag(settings, "train", scenario.history_end, follow=True, on_event=on_event))
-    story.days[-1]["moves"] += _new_moves(settings, moves_before)
-    story.timing["history_s"] = round(time.perf_counter() - clock, 2)
+    configure_airflow(settings)  # before anything imports airflow
+    with _TaskBodyClock() as bodies:
+        stage(f"history: {scenario.history_days} days through ingest -> features -> monitor")
+        mark = time.perf_counter()
+        for day in day_range(scenario.start, scenario.history_end):
+            run_day(day, live=False)
+        stage("history: first champions (train for the last history day)")
+        moves_before = _audit_count(settings)
+        records.extend(
+            run_dag(settings, "train", scenario.history_end, follow=True, on_event=on_event)
+        )
+        story.days[-1]["moves"] += _new_moves(settings, moves_before)
+        story.timing["history_s"] = round(time.perf_counter() - mark, 2)
 
-    stage(f"live: {scenario.live_days} days, each scheduled DAG for its day")
-    clock = time.perf_counter()
-    for day in day_range(scenario.live(1), scenario.end):
-        run_day(day, live=True)
-    story.timing["live_s"] = round(time.perf_counter() - clock, 2)
+        stage(f"live: {scenario.live_days} days, each scheduled DAG for its day")
+        mark = time.perf_counter()
+        for day in day_range(scenario.live(1), scenario.end):
+            run_day(day, live=True)
+        story.timing["live_s"] = round(time.perf_counter() - mark, 2)
 
     _summarise(settings, scenario, story, records)
     story.timing["wall_s"] = round(time.perf_counter() - began, 2)
-    story.timing |= _airflow_share(settings, records)
+    story.timing |= _airflow_share(records, bodies)
     out = settings.state_dir / "story" / "summary.json"
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(story.to_dict(), indent=2, default=str) + "\n")
     story.paths["summary"] = str(out)
+    out.write_text(json.dumps(story.to_dict(), indent=2, default=str) + "\n")
     return story
 
 
@@ -344,34 +349,49 @@ def _summarise(
     story.timing["alerts_by_type"] = dict(Counter(a["type"] for a in story.alerts))
 
 
-def _airflow_share(settings: Settings, records: list[RunRecord]) -> dict[str, Any]:
-    """Wall time of the DAG runs against time inside their task bodies, per DAG.
+class _TaskBodyClock:
+    """Seconds spent inside task bodies (the operator's ``execute``), per (dag_id, run_id).
 
-    What is not task time is Airflow's: creating the run, scheduling and recording each task
-    instance, XComs, asset events (plus, in the first run of a process, its in-process API).
+    Measured around the task runner's ``_execute_task`` -- what the task itself does, here one
+    call into ``pipelines.*`` -- so what remains of a run's wall time is Airflow's: creating the
+    run, the in-process execution API calls that start, heartbeat and finish each task instance,
+    XComs and asset events. (Airflow's ``TaskInstance.duration`` includes most of that.)
     """
-    from pipelines.orchestration.airflow_env import configure_airflow
 
-    configure_airflow(settings)
-    from airflow.models import TaskInstance
-    from airflow.utils.session import create_session
-    from sqlalchemy import select
+    def __init__(self) -> None:
+        self.seconds: Counter[tuple[str, str]] = Counter()
+        self._original: Any = None
 
+    def __enter__(self) -> _TaskBodyClock:
+        from airflow.sdk.execution_time import task_runner
+
+        original = self._original = task_runner._execute_task
+        seconds = self.seconds
+
+        def timed(context: Any, ti: Any, log: Any) -> Any:
+            began = time.perf_counter()
+            try:
+                return original(context=context, ti=ti, log=log)
+            finally:
+                seconds[(ti.dag_id, ti.run_id)] += time.perf_counter() - began
+
+        task_runner._execute_task = timed
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        from airflow.sdk.execution_time import task_runner
+
+        task_runner._execute_task = self._original
+
+
+def _airflow_share(records: list[RunRecord], clock: _TaskBodyClock) -> dict[str, Any]:
+    """Wall time of the DAG runs against the time inside their task bodies, per DAG."""
     by_dag: dict[str, DagTiming] = {}
-    run_ids = {(r.dag_id, r.run_id) for r in records if r.run_id}
-    with create_session() as session:
-        rows = session.execute(
-            select(TaskInstance.dag_id, TaskInstance.run_id, TaskInstance.duration)
-        ).all()
-    task_s: Counter[tuple[str, str]] = Counter()
-    for dag_id, run_id, duration in rows:
-        if (dag_id, run_id) in run_ids and duration:
-            task_s[(dag_id, run_id)] += float(duration)
     for record in records:
         timing = by_dag.setdefault(record.dag_id, DagTiming())
         timing.runs += 1
         timing.wall_s += record.duration_s
-        timing.task_s += task_s.get((record.dag_id, record.run_id or ""), 0.0)
+        timing.task_s += clock.seconds.get((record.dag_id, record.run_id or ""), 0.0)
     wall = sum(t.wall_s for t in by_dag.values())
     tasks = sum(t.task_s for t in by_dag.values())
     return {
