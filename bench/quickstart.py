@@ -1,6 +1,6 @@
 """Benchmark: the quickstart's story (target ≤ 5 min on 2 cores) and Airflow's share of it.
 
-.venv/bin/python bench/quickstart.py [--users 2000 --live-days 8]
+.venv/bin/python bench/quickstart.py [--users 2000 --live-days 7]
 
 Runs :func:`pipelines.orchestration.story.tell` -- exactly what ``make quickstart`` runs after
 the environment sync, with its 5 s propensity search budget -- in a scratch state dir, and
@@ -27,7 +27,7 @@ def main() -> None:
     parser.add_argument("--users", type=int, default=2000)
     parser.add_argument("--items", type=int, default=500)
     parser.add_argument("--history-days", type=int, default=30)
-    parser.add_argument("--live-days", type=int, default=8)
+    parser.add_argument("--live-days", type=int, default=7)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as scratch:
         os.environ["PERSONALIZE_HOME"] = str(Path(scratch) / "home")

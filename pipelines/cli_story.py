@@ -30,7 +30,7 @@ def story(
     live_days: Annotated[
         int,
         typer.Option(min=6, help="Live days: drift on the 3rd, a hand promotion on the 5th."),
-    ] = 8,
+    ] = 7,
     seed: Annotated[int, typer.Option(help="Same seed, same story.")] = 42,
     start: Annotated[
         str, typer.Option(help="First history day (a Saturday keeps the weekly train on Sunday).")

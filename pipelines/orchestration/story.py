@@ -56,7 +56,7 @@ class Scenario:
     users: int = 2000
     items: int = 500
     history_days: int = 30
-    live_days: int = 8
+    live_days: int = 7
     seed: int = 42
     # a Saturday: the history ends on a Sunday, the weekly train's day
     start: date = date(2026, 1, 3)

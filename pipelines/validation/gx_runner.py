@@ -9,9 +9,12 @@ get counts and samples of bad values.
 
 from __future__ import annotations
 
+import fcntl
 import json
 import logging
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -83,12 +86,24 @@ def gx_context(gx_root: Path) -> Any:
     _reuse_compiled_templates()
     from great_expectations.data_context.types.base import ProgressBarsConfig
 
-    root.mkdir(parents=True, exist_ok=True)
-    context = gx.get_context(mode="file", project_root_dir=str(root))
-    context.variables.progress_bars = ProgressBarsConfig(globally=False)
-    context.variables.save()
+    with _project_lock(root):  # the first process creates the project; others must not meddle
+        context = gx.get_context(mode="file", project_root_dir=str(root))
+        context.variables.progress_bars = ProgressBarsConfig(globally=False)
+        context.variables.save()
     _CONTEXTS[root] = context
     return context
+
+
+@contextmanager
+def _project_lock(gx_root: Path) -> Iterator[None]:
+    """Serialise writes to the GX project of a state dir across processes on this machine."""
+    gx_root.mkdir(parents=True, exist_ok=True)
+    with (gx_root / ".gx-project.lock").open("a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def _checkpoints(context: Any, suite_file: SuiteFile) -> dict[str, Any]:
@@ -159,7 +174,10 @@ def checkpoint_for(gx_root: Path, suite_file: SuiteFile, mode: str) -> Any:
     key = (gx_root.resolve(), suite_file.name, json.dumps(suite_file.data, sort_keys=True))
     context = gx_context(gx_root)
     if key not in _PREPARED:
-        _PREPARED[key] = _checkpoints(context, suite_file)
+        # the scheduler validates the three tables in parallel processes, each of which writes
+        # the project's YAML and JSON files on its first run: one at a time, or they interleave
+        with _project_lock(gx_root):
+            _PREPARED[key] = _checkpoints(context, suite_file)
     # fetched anew each run: GX decorates the in-memory suite while rendering Data Docs, and a
     # decorated suite no longer counts as "fresh" for the next run
     return context.checkpoints.get(_PREPARED[key][mode].name)

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import shutil
+import subprocess
+import sys
 from datetime import date, timedelta
 from pathlib import Path
 
@@ -75,31 +78,43 @@ def test_rerunning_a_day_leaves_curated_unchanged(settings: Settings) -> None:
     assert digest(partition_dir(settings.curated_dir, "events", START)) == before
 
 
-def test_each_day_in_a_new_process_reuses_the_stored_gx_project(settings: Settings) -> None:
-    """As under a real scheduler: every task is a fresh process that finds the GX project of
-    the days before on disk (GX's re-save of a stored validation definition used to break it)."""
-    import os
-    import subprocess
-    import sys
-
+def ingest_in_new_process(settings: Settings, table: str, day: date) -> subprocess.Popen:
+    """``ingest_table`` in a fresh interpreter, as a scheduler's task process runs it."""
     script = (
         "import sys; from datetime import date; from pipelines.config import Settings; "
         "from pipelines.validation.ingest import ingest_table; "
         "s = Settings(home=sys.argv[1]); "
-        "print(ingest_table(s, 'users', date.fromisoformat(sys.argv[2])).status)"
+        "print(ingest_table(s, sys.argv[2], date.fromisoformat(sys.argv[3])).status)"
     )
     env = {k: v for k, v in os.environ.items() if not k.startswith("PERSONALIZE_")}
+    return subprocess.Popen(
+        [sys.executable, "-c", script, str(settings.home), table, day.isoformat()],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
+
+
+def assert_loaded(process: subprocess.Popen) -> None:
+    out, err = process.communicate(timeout=180)
+    assert process.returncode == 0, err[-2000:]
+    assert out.strip().splitlines()[-1] == "loaded", out
+
+
+def test_each_day_in_a_new_process_reuses_the_stored_gx_project(settings: Settings) -> None:
+    """As under a real scheduler: every task is a fresh process that finds the GX project of
+    the days before on disk (GX's re-save of a stored validation definition used to break it)."""
     for offset in (0, 1):
-        day = START + timedelta(days=offset)
-        done = subprocess.run(
-            [sys.executable, "-c", script, str(settings.home), day.isoformat()],
-            capture_output=True,
-            text=True,
-            env=env,
-            timeout=120,
-        )
-        assert done.returncode == 0, done.stderr[-2000:]
-        assert done.stdout.strip().splitlines()[-1] == "loaded", done.stdout
+        assert_loaded(ingest_in_new_process(settings, "users", START + timedelta(days=offset)))
+
+
+def test_tables_validated_at_once_in_new_processes(settings: Settings) -> None:
+    """As the scheduler runs the ingest DAG: users and items validated in parallel processes, on
+    a state dir whose GX project does not exist yet (each process writes it on its first run)."""
+    running = [ingest_in_new_process(settings, table, START) for table in ("users", "items")]
+    for process in running:
+        assert_loaded(process)
 
 
 def test_event_ids_already_loaded_on_another_day_fail(settings: Settings) -> None:
