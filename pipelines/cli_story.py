@@ -44,6 +44,11 @@ def story(
     from pipelines.orchestration.story import Scenario, tell
 
     settings = _settings(ctx)
+    if settings.profile != "local":
+        raise _usage_error(
+            f"the story writes a generated shop into the state dir; it runs on the local profile "
+            f"only (this is {settings.profile!r}: use --profile local and a scratch --home)"
+        )
     try:
         scenario = Scenario(
             users=users,

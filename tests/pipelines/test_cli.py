@@ -17,7 +17,7 @@ def invoke(*args: str):
     return runner.invoke(app, list(args), catch_exceptions=False)
 
 
-@pytest.mark.parametrize("command", [[], ["generate"], ["import"], ["config"]])
+@pytest.mark.parametrize("command", [[], ["generate"], ["import"], ["config"], ["story"]])
 def test_every_command_has_help(command: list[str]) -> None:
     result = invoke(*command, "--help")
     assert result.exit_code == 0
@@ -66,6 +66,8 @@ def test_generate_prints_a_summary_people_can_read(tmp_path: Path) -> None:
         (["generate", "--start", "01/02/2026"], "not a date"),
         (["generate", "--days", "2", "--drift", "promo@2027-01-01"], "outside the generated days"),
         (["--profile", "staging", "config"], "local or prod"),
+        (["story", "--history-days", "20", "--live-days", "6", "--start", "soon"], "not a date"),
+        (["--profile", "prod", "story"], "local profile only"),
     ],
 )
 def test_usage_errors_exit_2_and_say_why(args: list[str], message: str, tmp_path: Path) -> None:
