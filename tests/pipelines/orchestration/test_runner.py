@@ -368,3 +368,22 @@ def test_write_ahead_log_leaves_other_databases_alone(tmp_path: Path) -> None:
     use_write_ahead_log("postgresql+psycopg2://postgres@127.0.0.1/airflow")
     use_write_ahead_log(f"sqlite:///{tmp_path / 'new' / 'airflow.db'}")
     assert (tmp_path / "new" / "airflow.db").exists()
+
+
+def test_dag_test_parses_and_syncs_the_dags_folder_once_until_a_file_changes(
+    airflow_settings: Settings, tmp_path: Path
+) -> None:
+    from airflow.dag_processing import dagbag
+
+    run_dag(airflow_settings, "producer", date(2026, 1, 3))  # installs the reuse
+    folder = tmp_path / "bundle"
+    folder.mkdir()
+    (folder / "empty.py").write_text("# no DAG here\n")
+
+    def bag():
+        return dagbag.BundleDagBag(dag_folder=folder, bundle_path=folder, bundle_name="t")
+
+    first = bag()
+    assert bag() is first
+    (folder / "another.py").write_text("# a new file\n")
+    assert bag() is not first
