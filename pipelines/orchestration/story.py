@@ -213,7 +213,7 @@ def tell(
             run_day(day, live=True)
         story.timing["live_s"] = round(time.perf_counter() - mark, 2)
 
-    _summarise(settings, scenario, story, records)
+    _summarise(settings, story, records)
     story.timing["wall_s"] = round(time.perf_counter() - began, 2)
     story.timing |= _airflow_share(records, bodies)
     out = settings.state_dir / "story" / "summary.json"
@@ -281,9 +281,7 @@ def _new_moves(settings: Settings, before: int) -> list[dict[str, Any]]:
     return [{k: m.get(k) for k in keys} for m in _read_jsonl(settings.audit_file)[before:]]
 
 
-def _summarise(
-    settings: Settings, scenario: Scenario, story: Story, records: list[RunRecord]
-) -> None:
+def _summarise(settings: Settings, story: Story, records: list[RunRecord]) -> None:
     from pipelines import registry
 
     turns: dict[str, list[str]] = {turn: [] for turn in TURNS}
@@ -323,8 +321,9 @@ def _summarise(
                 for m in registry.read_audit(settings, model)
             ],
         }
-        if aliases.get(registry.CHAMPION) is not None:
-            turns["first champions"].append(f"{model} champion v{aliases[registry.CHAMPION]}")
+        first = next((m for m in story.models[model]["history"] if m["from_version"] is None), None)
+        if first is not None and first["action"] == "promote":
+            turns["first champions"].append(f"{model} champion v{first['to_version']}")
         for version in overview:
             decision = version.get("gate")
             if decision and version.get("version", 0) > 1:
