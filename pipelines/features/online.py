@@ -93,7 +93,8 @@ def latest_rows(view: FeatureView, start: datetime, end: datetime) -> pa.Table:
     with duckdb.connect() as conn:
         conn.execute("SET TimeZone = 'UTC'")
         parameters = {"path": source.path, "start": start, "end": end}
-        return conn.execute(query, parameters).to_arrow_table()
+        # .sql, not .execute: DuckDB copies a DB-API result once more to make it Arrow
+        return conn.sql(query, params=parameters).to_arrow_table()
 
 
 def write_online(store: FeatureStore, view: FeatureView, rows: pa.Table | pd.DataFrame) -> int:
