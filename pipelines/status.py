@@ -95,10 +95,13 @@ def quarantined_batches(settings: Settings) -> list[dict[str, Any]]:
 
 
 def open_alerts(settings: Settings) -> list[dict[str, Any]]:
+    """Conditions that alerted and are not resolved, newest first; ``info`` events (a retrain
+    started) are news, not something left open for the on-call."""
     from pipelines.monitoring.alerts import active_conditions
 
+    conditions = active_conditions(settings.alerts_file).values()
     return sorted(
-        active_conditions(settings.alerts_file).values(),
+        (record for record in conditions if record.get("severity") != "info"),
         key=lambda record: record.get("ts", ""),
         reverse=True,
     )
