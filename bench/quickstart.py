@@ -15,6 +15,7 @@ import argparse
 import os
 import sys
 import tempfile
+import warnings
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -32,6 +33,11 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as scratch:
         os.environ["PERSONALIZE_HOME"] = str(Path(scratch) / "home")
         os.environ["PERSONALIZE_TRAIN_TIME_BUDGET_SECONDS"] = "5"  # as the Makefile's quickstart
+        # as `personalize` without --verbose: the libraries' logs would bury the JSON
+        os.environ.setdefault("AIRFLOW__LOGGING__LOGGING_LEVEL", "CRITICAL")
+        os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+        os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "ERROR")
+        warnings.filterwarnings("ignore")
 
         from pipelines.config import get_settings
         from pipelines.orchestration.story import Scenario, tell
