@@ -62,9 +62,8 @@ def story(
         raise _usage_error(str(problem)) from None
     for line in scenario.plan():
         err_console.print(f"[dim]plan:[/] {line}", highlight=False)
-    printer = _DayPrinter()
-    result = tell(settings, scenario, on_event=printer.on_event, on_stage=printer.on_stage)
-    printer.flush()
+    with _DayPrinter() as printer:
+        result = tell(settings, scenario, on_event=printer.on_event, on_stage=printer.on_stage)
     if as_json:
         console.print_json(json.dumps(result.to_dict(), default=str))
     else:
@@ -85,7 +84,14 @@ class _DayPrinter:
         self.parts: list[str] = []
         self.seconds = 0.0
         self.status = err_console.status("starting")
+
+    def __enter__(self) -> _DayPrinter:
         self.status.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.flush()
+        self.status.stop()
 
     def on_stage(self, text: str) -> None:
         self.flush()
@@ -112,18 +118,15 @@ class _DayPrinter:
             )
         self.day, self.parts, self.seconds = None, [], 0.0
 
-    def __del__(self) -> None:
-        self.status.stop()
-
 
 def _print_summary(result: Any) -> None:
     console.rule("[bold]what happened")
+    from pipelines.orchestration.story import TURNS
+
     turns = Table("turn", "", "first seen", show_header=False, box=None)
-    for turn in ("quarantine", "first champions", "drift alert", "retrain", "gate decision"):
+    for turn in TURNS:
         seen = result.turns.get(turn) or []
         turns.add_row(turn, MARK["success"] if seen else MARK["failed"], _first(seen))
-    seen = result.turns.get("rollback") or []
-    turns.add_row("rollback", MARK["success"] if seen else MARK["failed"], _first(seen))
     console.print(turns)
 
     for model, facts in result.models.items():

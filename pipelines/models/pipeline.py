@@ -286,13 +286,13 @@ def propensity_run(settings: Settings, end: date) -> TrainingRun:
 
 def recommender_candidates(settings: Settings, items: pd.DataFrame | None) -> dict[str, Any]:
     """The candidates ``settings.recommender_candidates`` names (all of them when empty)."""
-    from pipelines.models.recommender import default_candidates
+    from pipelines.models.recommender import default_candidates, label_family
 
     candidates = default_candidates(items)
     wanted = [n.strip() for n in settings.recommender_candidates.split(",") if n.strip()]
     if not wanted:
         return candidates
-    family = {label: label.split("(", 1)[0] for label in candidates}
+    family = {label: label_family(label) for label in candidates}
     unknown = sorted(set(wanted) - set(family.values()))
     if unknown:
         raise TrainingError(

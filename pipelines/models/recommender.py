@@ -834,7 +834,8 @@ def default_candidates(
     return candidates
 
 
-def _label_name(label: str) -> str:
+def label_family(label: str) -> str:
+    """``"ease(l2=50)"`` -> ``"ease"``: the kind of model a candidate label names."""
     return label.split("(", 1)[0]
 
 
@@ -885,7 +886,7 @@ def select_recommender(
     for label, candidate in candidates.items():
         compete(label, candidate)
     best = max(scores, key=lambda label: (scores[label], -list(scores).index(label)))
-    name, winner = _label_name(best), candidates[best]
+    name, winner = label_family(best), candidates[best]
     if "timestamp" in train.columns and "half_life_days" in winner.get_params():
         for half_life in half_life_grid:
             if half_life == winner.get_params()["half_life_days"]:

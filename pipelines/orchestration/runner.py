@@ -234,7 +234,8 @@ def _reuse_bundle_syncs() -> None:
         _bundle_sync_reused = True
         return
     bags: dict[tuple[str, str | None], tuple[object, Any]] = {}
-    synced: set[int] = set()
+    # by id, holding each bag so that its id cannot be reused by a later one
+    synced: dict[int, Any] = {}
 
     def reused_bag(*args: Any, **kwargs: Any) -> Any:
         folder = kwargs.get("dag_folder")
@@ -251,7 +252,7 @@ def _reuse_bundle_syncs() -> None:
         if id(bag) in synced:
             return None
         result = sync(bag, *args, **kwargs)
-        synced.add(id(bag))
+        synced[id(bag)] = bag
         return result
 
     module.BundleDagBag = reused_bag

@@ -34,7 +34,6 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from datetime import date, timedelta
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from pipelines.days import day_range
@@ -47,6 +46,13 @@ if TYPE_CHECKING:
 MIN_HISTORY_DAYS = 14
 WEEKLY_TRAIN_WEEKDAY = 6  # the weekly train (Monday 04:00) covers the week ending on Sunday
 TURNS = ("quarantine", "first champions", "drift alert", "retrain", "gate decision", "rollback")
+# the alerts that show a turn happened (the others are read from the registry and the runs)
+TURN_OF_ALERT = {
+    "quarantine": "quarantine",
+    "drift": "drift alert",
+    "retrain": "retrain",
+    "rollback": "rollback",
+}
 
 
 @dataclass(frozen=True)
@@ -255,30 +261,32 @@ def _scenario_dict(scenario: Scenario) -> dict[str, Any]:
     }
 
 
-def _read_jsonl(path: Path) -> list[dict[str, Any]]:
-    if not path.exists():
-        return []
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
-
-
 def _alert_count(settings: Settings) -> int:
-    return len(_read_jsonl(settings.alerts_file))
+    from pipelines.monitoring.alerts import read_alerts
+
+    return len(read_alerts(settings.alerts_file))
 
 
 def _audit_count(settings: Settings) -> int:
-    return len(_read_jsonl(settings.audit_file))
+    from pipelines.registry import read_audit
+
+    return len(read_audit(settings))
 
 
 def _new_alerts(settings: Settings, before: int) -> list[dict[str, Any]]:
+    from pipelines.monitoring.alerts import read_alerts
+
     return [
         {k: a.get(k) for k in ("type", "severity", "model", "version", "summary", "report")}
-        for a in _read_jsonl(settings.alerts_file)[before:]
+        for a in read_alerts(settings.alerts_file)[before:]
     ]
 
 
 def _new_moves(settings: Settings, before: int) -> list[dict[str, Any]]:
+    from pipelines.registry import read_audit
+
     keys = ("model", "action", "alias", "from_version", "to_version", "actor", "reason")
-    return [{k: m.get(k) for k in keys} for m in _read_jsonl(settings.audit_file)[before:]]
+    return [{k: m.get(k) for k in keys} for m in read_audit(settings)[before:]]
 
 
 def _summarise(settings: Settings, story: Story, records: list[RunRecord]) -> None:
@@ -288,16 +296,9 @@ def _summarise(settings: Settings, story: Story, records: list[RunRecord]) -> No
     for entry in story.days:
         day = entry["day"]
         for alert in entry["alerts"]:
-            kind = alert["type"]
-            line = f"{day} {alert['summary']}"
-            if kind == "quarantine":
-                turns["quarantine"].append(line)
-            elif kind == "drift":
-                turns["drift alert"].append(line)
-            elif kind == "retrain":
-                turns["retrain"].append(line)
-            elif kind == "rollback":
-                turns["rollback"].append(line)
+            turn = TURN_OF_ALERT.get(alert["type"])
+            if turn is not None:
+                turns[turn].append(f"{day} {alert['summary']}")
         for move in entry["moves"]:
             if move["action"] == "rollback" and not any(
                 a["type"] == "rollback" for a in entry["alerts"]

@@ -248,14 +248,11 @@ def build_data_docs_index(gx_root: Path) -> str | None:
         return None
     latest = max(stored, key=lambda key: key.run_id.run_time)
     context.build_data_docs(resource_identifiers=[latest], build_index=True)
-    for site in context.get_docs_sites_urls():
-        url = site.get("site_url")
-        if url:
-            return url.removeprefix("file://")
-    return None
+    return _docs_page(gx_root)
 
 
-def _docs_page(gx_root: Path, identifier: Any) -> str | None:
+def _docs_page(gx_root: Path, identifier: Any = None) -> str | None:
+    """The local path of ``identifier``'s Data Docs page (None: the site's index)."""
     urls = gx_context(gx_root).get_docs_sites_urls(resource_identifier=identifier)
     for site in urls:
         url = site.get("site_url")
