@@ -214,20 +214,82 @@ def import_(
         str | None,
         typer.Option(help="Event type for every row, e.g. purchase for an order-lines file."),
     ] = None,
+    timezone: Annotated[
+        str | None,
+        typer.Option(
+            help="IANA zone of naive timestamps (the shop's wall clock), e.g. Europe/London. "
+            "Default UTC. Day partitions are UTC days either way."
+        ),
+    ] = None,
+    items: Annotated[
+        Path | None,
+        typer.Option(
+            "--items",
+            help="Item catalogue (CSV/parquet) for an events log. Without launched_ts it only "
+            "describes the items derived from the log.",
+        ),
+    ] = None,
+    items_map: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--items-map",
+            help="FIELD=COLUMN for the items catalogue, or for item columns of the log itself "
+            "when there is no --items file (e.g. category=category_code). Repeatable.",
+        ),
+    ] = None,
+    users: Annotated[
+        Path | None, typer.Option("--users", help="Customer catalogue for an events log.")
+    ] = None,
+    users_map: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--users-map",
+            help="FIELD=COLUMN for the customer catalogue, or for user columns of the log "
+            "(e.g. country=Country). Repeatable.",
+        ),
+    ] = None,
+    derive: Annotated[
+        bool,
+        typer.Option(
+            help="Derive the users and items an events log names but nobody landed yet "
+            "(first seen, last price)."
+        ),
+    ] = True,
+    assume_consent: Annotated[
+        bool,
+        typer.Option(
+            help="Derived users carry consent_personalization=true (the shop holds consent "
+            "outside this export). Off: false, never personalise without consent."
+        ),
+    ] = False,
+    backfill: Annotated[
+        bool,
+        typer.Option(
+            "--backfill",
+            help="Then run ingest -> features -> monitor for every imported day and train "
+            "(see `personalize history`).",
+        ),
+    ] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
 ) -> None:
     """Convert a shop's own log (order lines, clicks, ratings) into landing batches by day.
 
-    Rows that cannot be converted go to `<home>/rejects/` with a reason each. Exits 0 when any row
-    was written, 1 when none was, 2 on a bad mapping.
+    An events log without users/items tables gets them derived (first seen, last price; category
+    and brand when mapped). Rows that cannot be converted go to `<home>/rejects/` with a reason
+    each. Exits 0 when any row was written, 1 when none was, 2 on a bad mapping.
     """
     from rich.progress import BarColumn, Progress
 
+    from pipelines.data.catalogue import import_shop_log
     from pipelines.data.importer import ImportProblem, import_file, parse_mapping
 
     settings = _settings(ctx)
     try:
         fields = parse_mapping(mapping or [], table)
+        item_fields = parse_mapping(items_map or [], "items")
+        user_fields = parse_mapping(users_map or [], "users")
+        if table != "events" and (items or users or item_fields or user_fields):
+            raise ImportProblem("--items/--users and their maps apply to --table events only")
         with Progress(
             "[progress.description]{task.description}",
             BarColumn(),
@@ -237,19 +299,42 @@ def import_(
             transient=True,
         ) as progress:
             task = progress.add_task(f"importing {path.name}", total=None)
-            report = import_file(
-                path,
-                table,
-                fields,
-                settings=settings,
-                event_type=event_type,
-                progress=lambda rows: progress.update(task, advance=rows),
-            )
+
+            def advance(rows: int) -> None:
+                progress.update(task, advance=rows)
+
+            if table == "events":
+                log = import_shop_log(
+                    path,
+                    fields,
+                    settings=settings,
+                    event_type=event_type,
+                    timezone=timezone,
+                    items=items,
+                    items_mapping=item_fields,
+                    users=users,
+                    users_mapping=user_fields,
+                    derive=derive,
+                    assume_consent=assume_consent,
+                    progress=advance,
+                )
+                report, payload = log.events, log.to_dict()
+            else:
+                report = import_file(
+                    path,
+                    table,
+                    fields,
+                    settings=settings,
+                    event_type=event_type,
+                    timezone=timezone,
+                    progress=advance,
+                )
+                log, payload = None, report.to_dict()
     except ImportProblem as problem:
         raise _usage_error(str(problem)) from None
 
     if as_json:
-        console.print_json(json.dumps(report.to_dict()))
+        console.print_json(json.dumps(payload))
     else:
         console.print(
             f"{path}: read {report.rows_read:,} rows, wrote {report.rows_written:,} "
@@ -260,12 +345,35 @@ def import_(
             console.print(f"  rejected {count:,}: {reason}")
         if report.rejects_file is not None:
             console.print(f"rejected rows with their reasons: {report.rejects_file}")
+        if log is not None:
+            for name, catalogue in log.catalogues.items():
+                console.print(
+                    f"{name} catalogue {catalogue.source.name}: {catalogue.rows_written:,} rows "
+                    f"read, {catalogue.rows_rejected:,} rejected"
+                )
+            for name, derived in log.derived.items():
+                console.print(
+                    f"derived {derived.rows:,} {name} from the log "
+                    f"({derived.with_attributes:,} described by a catalogue or mapped columns)"
+                )
     if report.rows_written == 0:
         err_console.print(
             "[bold red]no row could be converted[/]: check the --map columns and formats "
             "against the rejects file."
         )
         raise typer.Exit(EXIT_DATA)
+    if backfill:
+        _backfill_imported(ctx, settings, report)
+    elif not as_json and report.partitions:
+        days = sorted(p.name.removeprefix("date=") for p in report.partitions)
+        console.print(
+            f"next: `personalize history --start {days[0]} --end {days[-1]}` "
+            "(or re-run with --backfill)"
+        )
+
+
+def _backfill_imported(ctx: typer.Context, settings: Settings, report: object) -> None:
+    raise _usage_error("--backfill: not wired yet")
 
 
 @app.command()

@@ -16,6 +16,7 @@ asks for it (``Settings.ensure_dirs``).
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 from typing import Literal
@@ -56,6 +57,20 @@ class Settings(BaseSettings):
         60.0, description="How long ingest waits for the day's events batch before failing."
     )
     sensor_poke_seconds: float = Field(5.0, description="How often ingest looks for the batch.")
+
+    # the shop's trading calendar (pipelines/data/calendar.py): days without events that are fine
+    closed_weekdays: list[str] = Field(
+        default_factory=list,
+        description='Weekdays the shop does not trade, e.g. ["sat"]: no events is not an incident.',
+    )
+    closed_dates: list[str] = Field(
+        default_factory=list,
+        description='Closed dates: "2026-12-25", "12-25" (every year), ranges "12-24..01-03".',
+    )
+    allow_empty_days: bool = Field(
+        False,
+        description="No events expected every day: a day without events is closed, not missing.",
+    )
 
     # prod services; the local profile ignores them
     postgres_dsn: str = Field(
@@ -246,9 +261,13 @@ class Settings(BaseSettings):
                 continue
             if name == "home":
                 value = self.state_dir
-            env[f"PERSONALIZE_{name.upper()}"] = (
-                str(value).lower() if isinstance(value, bool) else str(value)
-            )
+            if isinstance(value, list | dict):
+                text = json.dumps(value)  # pydantic-settings reads complex values as JSON
+            elif isinstance(value, bool):
+                text = str(value).lower()
+            else:
+                text = str(value)
+            env[f"PERSONALIZE_{name.upper()}"] = text
         return env
 
     def describe(self) -> dict[str, str]:

@@ -23,6 +23,14 @@ AGE_BANDS: tuple[str, ...] = ("18-24", "25-34", "35-44", "45-54", "55-64", "65+"
 COUNTRY_CODE_PATTERN = r"^[A-Z]{2}$"  # ISO 3166-1 alpha-2
 TABLE_NAMES: tuple[str, ...] = ("events", "users", "items")
 
+# Bounds every route into the platform enforces (importer rejects, GX suites quarantine). Ids are
+# keys, not free text: a 2,000,000-character or blank "id" is a broken export, not a customer.
+ID_MAX_LENGTH = 128
+ID_NOT_BLANK_PATTERN = r"\S"
+CONTROL_CHARACTERS_PATTERN = r"[\x00-\x1f\x7f]"
+QUANTITY_MAX = 10_000  # units in one event line; larger is a typo or a test order
+PRICE_MAX = 1_000_000.0  # unit price in the shop's currency; also catches +inf
+
 
 @dataclass(frozen=True)
 class Column:
@@ -34,6 +42,12 @@ class Column:
     pattern: str | None = None
     min_value: float | None = None
     exclusive_min: bool = False
+    max_value: float | None = None
+
+    @property
+    def pandas_dtype(self) -> str:
+        """The dtype this column has once a batch is read for validation (see ``read_frame``)."""
+        return pandas_dtype(self.kind)
 
 
 @dataclass(frozen=True)
@@ -63,6 +77,23 @@ class Table:
         fields = [pa.field(c.name, arrow_type(c.kind)) for c in self.columns]
         fields += [pa.field(name, dtype) for name, dtype in extra]
         return pa.schema(fields)
+
+
+def pandas_dtype(kind: Kind) -> str:
+    """One pandas dtype per kind, as :func:`read_frame` produces it and the GX suites expect it.
+
+    Text is plain ``object``: pandas' ``string`` extension dtype would be a second spelling of the
+    same data, and the two once drifted apart (the importer wrote ``string``, the suites expected
+    ``object``, every imported day was quarantined).
+    """
+    return {
+        "id": "object",
+        "string": "object",
+        "timestamp": "datetime64[us, UTC]",
+        "float": "float64",
+        "int": "int64",
+        "bool": "bool",
+    }[kind]
 
 
 def arrow_type(kind: Kind) -> pa.DataType:
@@ -97,13 +128,16 @@ EVENTS = Table(
             nullable=True,
             min_value=0.0,
             exclusive_min=True,
+            max_value=PRICE_MAX,
         ),
-        Column("quantity", "int", "Units; 1 for views.", min_value=1),
+        Column("quantity", "int", "Units; 1 for views.", min_value=1, max_value=QUANTITY_MAX),
         Column("device", "string", "Client platform.", nullable=True, allowed=DEVICES),
     ),
     rules=(
         "event_id is unique within the batch and across days",
-        "price is null or > 0; add_to_cart and purchase rows carry a price",
+        "price is null or > 0 and at most PRICE_MAX; add_to_cart and purchase rows carry a price",
+        "quantity is between 1 and QUANTITY_MAX",
+        "ids are not blank, at most ID_MAX_LENGTH characters, without control characters",
         "event_ts falls inside the batch's day (UTC)",
     ),
 )
@@ -131,7 +165,15 @@ ITEMS = Table(
         Column("item_id", "id", "Item (SKU) id."),
         Column("category", "string", "Catalogue category.", nullable=True),
         Column("brand", "string", "Brand.", nullable=True),
-        Column("price", "float", "List price.", nullable=True, min_value=0.0, exclusive_min=True),
+        Column(
+            "price",
+            "float",
+            "List price.",
+            nullable=True,
+            min_value=0.0,
+            exclusive_min=True,
+            max_value=PRICE_MAX,
+        ),
         Column("launched_ts", "timestamp", "When the item went on sale, UTC.", nullable=True),
     ),
 )
@@ -176,7 +218,11 @@ def normalize_ids(values: pd.Series) -> pd.Series:
 
 
 def to_arrow(frame: pd.DataFrame, spec: Table) -> pa.Table:
-    """The frame as an Arrow table with the contract's types; extra columns are kept after them."""
+    """The frame as an Arrow table with the contract's types; extra columns are kept after them.
+
+    The pandas metadata is dropped: a file on disk is described by its Arrow schema alone, so
+    whoever wrote it (generator, importer, curated writer) it reads back the same way.
+    """
     import pyarrow as pa
 
     extra = [c for c in frame.columns if c not in spec.column_names]
@@ -185,4 +231,11 @@ def to_arrow(frame: pd.DataFrame, spec: Table) -> pa.Table:
         (c, pa.Schema.from_pandas(frame[[c]], preserve_index=False)[0].type) for c in extra
     ]
     schema = spec.arrow_schema(extra_types)
-    return pa.Table.from_pandas(frame[columns], schema=schema, preserve_index=False)
+    table = pa.Table.from_pandas(frame[columns], schema=schema, preserve_index=False)
+    return table.replace_schema_metadata(None)
+
+
+def read_frame(table: pa.Table) -> pd.DataFrame:
+    """An Arrow batch as the frame validation and features see: the dtypes of
+    :func:`pandas_dtype`, whatever pandas dtypes the writer had (``ignore_metadata``)."""
+    return table.to_pandas(ignore_metadata=True)

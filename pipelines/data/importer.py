@@ -34,7 +34,7 @@ import os
 import uuid
 import warnings
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -114,6 +114,8 @@ class ImportReport:
     rejected: dict[str, int]  # reason kind -> row count
     partitions: list[Path]  # day partition dirs written
     rejects_file: Path | None
+    # the rows written (contract columns plus carried source columns); not part of to_dict
+    accepted: pd.DataFrame | None = field(default=None, repr=False)
 
     @property
     def rows_rejected(self) -> int:
@@ -153,7 +155,7 @@ def parse_mapping(pairs: list[str], table: str | None = None) -> dict[str, str]:
             raise ImportProblem(f"--map {target}= given twice ({mapping[target]!r} and {source!r})")
         mapping[target] = source
     if table is not None:
-        _check_targets(mapping, _spec(table))
+        check_targets(mapping, _spec(table))
     return mapping
 
 
@@ -166,7 +168,7 @@ def _spec(table: str) -> contract.Table:
         ) from None
 
 
-def _check_targets(mapping: dict[str, str], spec: contract.Table, where: str = "") -> None:
+def check_targets(mapping: dict[str, str], spec: contract.Table, where: str = "") -> None:
     prefix = f"{where}: " if where else ""
     for target in mapping:
         if target not in spec.column_names:
@@ -193,14 +195,25 @@ def _stem(path: Path) -> str:
     return path.name[: -len(_suffix(path))] or path.name
 
 
-def _read(path: Path) -> pd.DataFrame:
-    """The file as a frame: every CSV column as text (nulls for blanks), parquet with its types."""
+def _read(path: Path) -> tuple[pd.DataFrame, dict[str, np.ndarray]]:
+    """The file as a frame: every CSV column as text (nulls for blanks), parquet with its types;
+    plus, per float column of a parquet file, the rows holding NaN (pandas reads NaN as null)."""
     suffix = _suffix(path)
     if not path.is_file():
         raise ImportProblem(f"{path}: no such file")
+    nan_rows: dict[str, np.ndarray] = {}
     try:
         if suffix in PARQUET_SUFFIXES:
-            frame = pd.read_parquet(path)
+            import pyarrow as pa
+            import pyarrow.compute as pc
+            import pyarrow.parquet as pq
+
+            data = pq.read_table(path)
+            for name in data.column_names:
+                if pa.types.is_floating(data.schema.field(name).type):
+                    nan = pc.fill_null(pc.is_nan(data.column(name)), False)
+                    nan_rows[str(name).strip()] = nan.to_numpy(zero_copy_only=False)
+            frame = data.to_pandas()
         else:
             frame = pd.read_csv(
                 path,
@@ -221,7 +234,18 @@ def _read(path: Path) -> pd.DataFrame:
     duplicated = sorted({c for c in frame.columns if list(frame.columns).count(c) > 1})
     if duplicated:
         raise ImportProblem(f"{path.name}: column names appear twice: {', '.join(duplicated)}")
-    return frame.reset_index(drop=True)
+    return frame.reset_index(drop=True), nan_rows
+
+
+def has_column(path: Path, name: str) -> bool:
+    """Does the file have a column ``name``? Reads the header (CSV) or the schema (parquet)."""
+    if _suffix(path) in PARQUET_SUFFIXES:
+        import pyarrow.parquet as pq
+
+        return name in pq.read_schema(path).names
+    _read_header = pd.read_csv(path, nrows=0, sep="\t" if ".tsv" in path.name.lower() else ",",
+                               encoding="utf-8-sig")  # fmt: skip
+    return name in [str(c).strip() for c in _read_header.columns]
 
 
 def _as_text(raw: pd.DataFrame) -> pd.DataFrame:
@@ -229,7 +253,7 @@ def _as_text(raw: pd.DataFrame) -> pd.DataFrame:
     return raw.astype("string")
 
 
-def _file_digest(path: Path) -> str:
+def file_digest(path: Path) -> str:
     digest = hashlib.sha256()
     with path.open("rb") as handle:
         for block in iter(lambda: handle.read(1 << 20), b""):
@@ -243,6 +267,7 @@ def _resolve_sources(
     mapping: dict[str, str],
     where: str,
     event_type: str | None,
+    need_timestamp: bool = True,
 ) -> dict[str, str]:
     """Contract field -> source column: the mapping, else a column named like the field."""
     columns = list(raw.columns)
@@ -262,7 +287,10 @@ def _resolve_sources(
     if event_type is not None:
         defaultable.add("event_type")
     for column in spec.columns:
-        required = not column.nullable or column.name == spec.timestamp  # the day comes from it
+        # the day comes from the timestamp; a catalogue of attributes has no day
+        required = (not column.nullable or column.name == spec.timestamp) and (
+            need_timestamp or column.name != spec.timestamp
+        )
         if required and column.name not in sources and column.name not in defaultable:
             hint = " or pass --event-type" if column.name == "event_type" else ""
             raise ImportProblem(
@@ -281,7 +309,39 @@ def _text(values: pd.Series) -> pd.Series:
     return text.mask(text == "")
 
 
-def _parse_timestamps(values: pd.Series) -> pd.Series:
+_EXPLICIT_ZONE = r"(?:Z|[+-]\d{2}(?::?\d{2})?|\b(?:UTC|GMT))\s*$"
+
+
+def _parse_timestamps(values: pd.Series, timezone: str | None = None) -> pd.Series:
+    """Any common timestamp spelling as ``datetime64[us, UTC]``, in the shop's ``timezone``.
+
+    Naive values are wall-clock times of ``timezone`` (UTC when None); values with an offset or
+    zone keep it, epoch numbers are absolute. See :func:`_parse_utc` for the spellings.
+    """
+    parsed = _parse_utc(values)
+    if timezone in (None, "UTC") or isinstance(values.dtype, pd.DatetimeTZDtype):
+        return parsed
+    if pd.api.types.is_numeric_dtype(values.dtype) and not pd.api.types.is_bool_dtype(values):
+        return parsed
+    if pd.api.types.is_datetime64_dtype(values.dtype):
+        naive = parsed.notna()
+    else:
+        text = _text(values)
+        epoch = text.str.fullmatch(r"-?\d{9,19}(\.\d+)?", na=False)
+        naive = parsed.notna() & ~epoch & ~text.str.contains(_EXPLICIT_ZONE, regex=True, na=False)
+    if naive.any():
+        wall = parsed[naive].dt.tz_localize(None)
+        # an hour that repeats when clocks go back is read as the later (standard-time) one;
+        # an hour that does not exist when they go forward moves forward
+        local = wall.dt.tz_localize(
+            timezone, ambiguous=np.zeros(len(wall), dtype=bool), nonexistent="shift_forward"
+        )
+        parsed = parsed.copy()
+        parsed[naive] = local.dt.tz_convert("UTC").dt.as_unit("us")
+    return parsed
+
+
+def _parse_utc(values: pd.Series) -> pd.Series:
     """Any common timestamp spelling as ``datetime64[us, UTC]``; NaT where it cannot be parsed.
 
     Naive values are taken as UTC. Numbers (or digit strings) are epoch seconds, millis, micros or
@@ -444,16 +504,54 @@ class _Check:
     detail: pd.Series | None = None  # the offending source text, appended to the row's reason
 
 
+def _id_checks(name: str, ids: pd.Series) -> list[_Check]:
+    """Ids are keys: bounded length, printable. The offending value is described, not quoted
+    in full (a 2,000,000-character id would swamp the reason; the rejects file keeps it)."""
+    lengths = ids.str.len()
+    too_long = (lengths > contract.ID_MAX_LENGTH).fillna(False)
+    control = ids.str.contains(contract.CONTROL_CHARACTERS_PATTERN, regex=True).fillna(False)
+    return [
+        _Check(
+            _P_MISSING_ID,
+            f"{name} longer than {contract.ID_MAX_LENGTH} characters",
+            too_long,
+            lengths.astype("string") + " characters",
+        ),
+        _Check(
+            _P_MISSING_ID,
+            f"control characters in {name}",
+            control,
+            ids.str.slice(0, 40).str.replace(r"[\x00-\x1f\x7f]", "?", regex=True),
+        ),
+    ]
+
+
+def _non_finite(values: pd.Series, nan_rows: np.ndarray | None) -> pd.Series:
+    """±inf and NaN where a number is expected. Text markers of NaN ("NaN", "null"...) are
+    blanks already (``NA_VALUES``); a NaN *value* in a parquet float column is not."""
+    if pd.api.types.is_numeric_dtype(values.dtype) and not pd.api.types.is_bool_dtype(values):
+        mask = pd.Series(np.isinf(values.astype("float64").to_numpy()), index=values.index)
+    else:
+        words = _text(values).str.lower().str.lstrip("+-")
+        mask = words.isin(("inf", "infinity", "nan")).fillna(False).astype(bool)
+    if nan_rows is not None:
+        mask |= pd.Series(nan_rows, index=values.index)
+    return mask
+
+
 def _convert(
     raw: pd.DataFrame,
     text: pd.DataFrame,
     spec: contract.Table,
     sources: dict[str, str],
     event_type: str | None,
+    nan_rows: dict[str, np.ndarray] | None = None,
+    timezone: str | None = None,
 ) -> tuple[pd.DataFrame, list[_Check]]:
     """The contract columns converted from the source, plus the checks that decide rejects."""
     out = pd.DataFrame(index=raw.index)
     checks: list[_Check] = []
+    nan_rows = nan_rows or {}
     for column in spec.columns:
         name = column.name
         source = sources.get(name)
@@ -466,12 +564,16 @@ def _convert(
             ids = contract.normalize_ids(values)
             out[name] = ids
             if not column.nullable:
-                checks.append(_Check(_P_MISSING_ID, f"missing {name}", ids.isna()))
+                given = values.notna()
+                blank = f"blank {name} (empty or whitespace only)"
+                checks.append(_Check(_P_MISSING_ID, f"missing {name}", ~given))
+                checks.append(_Check(_P_MISSING_ID, blank, given & ids.isna()))
+            checks.extend(_id_checks(name, ids))
         elif column.kind == "timestamp":
             if values is None:
                 out[name] = pd.Series(pd.NaT, index=raw.index, dtype="datetime64[us, UTC]")
                 continue
-            stamps = _parse_timestamps(values)
+            stamps = _parse_timestamps(values, timezone)
             out[name] = stamps
             present = _text(shown).notna()
             if not column.nullable or name == spec.timestamp:
@@ -486,6 +588,15 @@ def _convert(
                 continue
             numbers, bad = _parse_numbers(values)
             out[name] = numbers
+            non_finite = _non_finite(values, nan_rows.get(source))
+            numbers = numbers.where(~non_finite)
+            out[name] = numbers
+            bad = bad & ~non_finite
+            finite_kind = _P_FLOAT if column.kind == "float" else _P_INT
+            checks.append(_Check(finite_kind, f"{name} not a finite number", non_finite, shown))
+            if column.max_value is not None:
+                limit = f"{name} above {column.max_value:,.0f}"
+                checks.append(_Check(_P_RANGE, limit, numbers > column.max_value, shown))
             if column.kind == "float":
                 checks.append(_Check(_P_FLOAT, f"unparseable {name}", bad, shown))
                 if not column.nullable:
@@ -580,7 +691,7 @@ def _replace_file(target: Path, write: Callable[[Path], None]) -> None:
         raise
 
 
-def _write_days(
+def write_days(
     frame: pd.DataFrame,
     spec: contract.Table,
     root: Path,
@@ -599,7 +710,7 @@ def _write_days(
     return written
 
 
-def _remove_stale(root: Path, spec: contract.Table, file_name: str, keep: set[date]) -> None:
+def remove_stale(root: Path, spec: contract.Table, file_name: str, keep: set[date]) -> None:
     """Drop this import's file from days a previous import of the same bytes wrote but this one
     did not (e.g. after fixing a timestamp mapping), so re-importing never leaves leftovers."""
     for day, directory in partitions.iter_partitions(root, spec.name):
@@ -635,14 +746,22 @@ def import_file(
     *,
     settings: Settings,
     event_type: str | None = None,
+    timezone: str | None = None,
+    carry: dict[str, str] | None = None,
+    land: bool = True,
     progress: Callable[[int], None] | None = None,
 ) -> ImportReport:
     """Convert ``path`` into ``table`` per ``mapping`` (contract field -> source column); land it.
 
     Contract fields not mapped are taken from a column of the same name when the file has one.
-    ``event_type`` sets a constant event type (order lines are all purchases). ``progress`` is
-    called with the row count of each day partition written, then once with the number of
-    rejected rows, so its calls add up to ``rows_read``.
+    ``event_type`` sets a constant event type (order lines are all purchases). ``timezone`` is
+    the zone of naive timestamps (the shop's wall clock; default UTC); day partitions are UTC
+    days whatever it is. ``carry`` (name -> source column) keeps source columns of the accepted
+    rows in ``report.accepted`` without landing them (item attributes on event rows). With
+    ``land=False`` the file is a catalogue of attributes (no timestamp needed): its rows are
+    converted and checked, rejects written, and returned in ``report.accepted`` only.
+    ``progress`` is called with the row count of each day partition written, then once with the
+    number of rejected rows, so its calls add up to ``rows_read``.
 
     Raises :class:`ImportProblem` for problems with the request itself (nothing is written then);
     bad rows never raise, they are counted and written to the rejects file.
@@ -650,7 +769,8 @@ def import_file(
     path = Path(path)
     spec = _spec(table)
     where = path.name
-    _check_targets(mapping, spec, where)
+    check_targets(mapping, spec, where)
+    check_timezone(timezone)
     if event_type is not None:
         if spec.name != "events":
             raise ImportProblem(f"{where}: --event-type only applies to --table events")
@@ -664,13 +784,23 @@ def import_file(
                 f"{where}: give either --event-type or --map event_type=COLUMN, not both"
             )
 
-    raw = _read(path)
-    sources = _resolve_sources(raw, spec, mapping, where, event_type)
+    raw, nan_rows = _read(path)
+    sources = _resolve_sources(raw, spec, mapping, where, event_type, need_timestamp=land)
+    carry = carry or {}
+    for name, source in carry.items():
+        if source not in raw.columns:
+            raise ImportProblem(
+                f"{where}: --items-map {name}={source} names no column of the file; "
+                f"its columns are: {', '.join(map(str, raw.columns))}"
+            )
     text = _as_text(raw)
-    digest = _file_digest(path)
+    digest = file_digest(path)
 
-    out, checks = _convert(raw, text, spec, sources, event_type)
+    out, checks = _convert(raw, text, spec, sources, event_type, nan_rows, timezone)
     kind, full = _reasons(checks, out[spec.key], spec.key)
+    file_name = f"{IMPORT_FILE_PREFIX}{digest}.parquet"
+    if land:
+        _reject_keys_loaded_elsewhere(kind, full, out[spec.key], settings, spec, file_name)
     accepted = kind.isna()
 
     if spec.name == "items":  # free attributes of the catalogue: keep what was not mapped
@@ -684,14 +814,15 @@ def import_file(
     good = out[accepted]
     if "quantity" in good.columns:
         good = good.assign(quantity=good["quantity"].astype("int64"))
-    good = good.sort_values([spec.timestamp, spec.key], kind="stable")
+    good = good.sort_values([spec.timestamp, spec.key], kind="stable", na_position="first")
+    carried = pd.DataFrame({name: _text(raw[source]) for name, source in carry.items()})
+    carried = carried.reindex(good.index).reset_index(drop=True)
 
     root = settings.landing_dir
-    file_name = f"{IMPORT_FILE_PREFIX}{digest}.parquet"
     written: list[Path] = []
-    if len(good):  # an all-rejected import leaves landing as it was
-        written = _write_days(good, spec, root, file_name, progress)
-        _remove_stale(root, spec, file_name, _days(written))
+    if len(good) and land:  # an all-rejected import leaves landing as it was
+        written = write_days(good, spec, root, file_name, progress)
+        remove_stale(root, spec, file_name, _days(written))
 
     rejects_target = settings.rejects_dir / f"{spec.name}-{_stem(path)}-{digest}.csv"
     rejects_file = _write_rejects(text, kind, full, rejects_target)
@@ -708,7 +839,76 @@ def import_file(
         rejected=rejected,
         partitions=written,
         rejects_file=rejects_file,
+        accepted=pd.concat([good.reset_index(drop=True), carried], axis=1),
     )
+
+
+def check_timezone(timezone: str | None) -> None:
+    """An unknown zone is a usage problem, raised before any file is read."""
+    if timezone is None:
+        return
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+    try:
+        ZoneInfo(timezone)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ImportProblem(
+            f"--timezone {timezone!r} is not a known IANA zone; e.g. Europe/London, "
+            "America/New_York, UTC"
+        ) from None
+
+
+def landed_keys(settings: Settings, table: str, own_file_name: str | None = None) -> pd.Index:
+    """Keys of ``table`` already in landing or curated, except those of ``own_file_name``.
+
+    An import's own file is left out (re-importing the same bytes is not a duplicate), and so
+    is what curated holds *because of* that file.
+    """
+    import pyarrow.parquet as pq
+
+    spec = _spec(table)
+
+    def keys(files: list[Path]) -> pd.Index:
+        if not files:
+            return pd.Index([], dtype=object)
+        arrays = [pq.read_table(f, columns=[spec.key]).column(spec.key) for f in files]
+        return pd.Index(np.concatenate([a.to_numpy(zero_copy_only=False) for a in arrays]))
+
+    landing = [
+        f
+        for _, directory in partitions.iter_partitions(settings.landing_dir, table)
+        for f in partitions.parquet_files(directory)
+    ]
+    curated = [
+        f
+        for _, directory in partitions.iter_partitions(settings.curated_dir, table)
+        for f in partitions.parquet_files(directory)
+    ]
+    own = keys([f for f in landing if f.name == own_file_name])
+    others = keys([f for f in landing if f.name != own_file_name])
+    return others.union(keys(curated).difference(own)).unique()
+
+
+def _reject_keys_loaded_elsewhere(
+    kind: pd.Series,
+    full: pd.Series,
+    keys: pd.Series,
+    settings: Settings,
+    spec: contract.Table,
+    file_name: str,
+) -> None:
+    """A key another import (or day) already landed is a duplicate line, e.g. from overlapping
+    exports. Rejected here with its reason; left in, it would quarantine that day whole."""
+    valid = kind.isna() & keys.notna()
+    if not valid.any():
+        return
+    elsewhere = landed_keys(settings, spec.name, file_name)
+    if elsewhere.empty:
+        return
+    duplicate = valid & keys.isin(elsewhere)
+    reason = f"duplicate {spec.key} (already landed by another import or day)"
+    kind[duplicate] = reason
+    full[duplicate] = reason + ": " + keys[duplicate].astype("string")
 
 
 def _days(directories: list[Path]) -> set[date]:

@@ -20,6 +20,7 @@ from pipelines.data.partitions import parquet_files, partition_days, partition_d
 
 if TYPE_CHECKING:
     import pandas as pd
+    import pyarrow as pa
 
 
 class BatchUnreadable(Exception):
@@ -37,6 +38,8 @@ class LandedBatch:
     day: date
     files: list[Path]
     frame: pd.DataFrame
+    # float column -> row mask of NaN values: pandas reads NaN and null alike, Arrow does not
+    nan_rows: dict[str, Any] = field(default_factory=dict)
 
     @property
     def rows(self) -> int:
@@ -63,7 +66,18 @@ def read_batch(files: list[Path], table: str, day: date) -> LandedBatch:
         raise BatchUnreadable(
             files[0].parent, f"files disagree on their schema ({error})"
         ) from None
-    return LandedBatch(table, day, files, combined.to_pandas())
+    return LandedBatch(table, day, files, contract.read_frame(combined), _nan_rows(combined))
+
+
+def _nan_rows(data: pa.Table) -> dict[str, Any]:
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    return {
+        name: pc.fill_null(pc.is_nan(data.column(name)), False).to_numpy(zero_copy_only=False)
+        for name in data.column_names
+        if pa.types.is_floating(data.schema.field(name).type)
+    }
 
 
 def landed_files(landing_dir: Path, table: str, day: date) -> list[Path]:
@@ -76,7 +90,8 @@ class History:
 
     ids_other_days: dict[str, Any] = field(default_factory=dict)  # column -> set-like (pd.Index)
     known_ids: dict[str, Any] = field(default_factory=dict)  # "user_id"/"item_id" -> pd.Index
-    daily_rows: list[int] = field(default_factory=list)  # trailing window, oldest first
+    # curated row counts of trading days in the trailing window (closed and empty days left out)
+    daily_rows: dict[date, int] = field(default_factory=dict)
     has_earlier_days: bool = False  # False: this is the first batch of the table
 
 
@@ -111,13 +126,14 @@ def curated_history(
     if files_other_days:
         history.ids_other_days[spec.key] = _read_column(files_other_days, spec.key)
     window = [d for d in days if day - timedelta(days=history_days) <= d < day]
-    history.daily_rows = [
-        sum(
+    counts = {
+        d: sum(
             pq.ParquetFile(f).metadata.num_rows
             for f in parquet_files(partition_dir(curated_dir, table, d))
         )
         for d in window
-    ]
+    }
+    history.daily_rows = {d: n for d, n in counts.items() if n > 0}
     if table == "events":
         for reference, key in (("users", "user_id"), ("items", "item_id")):
             curated = [
@@ -152,16 +168,44 @@ def day_bounds(day: date) -> tuple[datetime, datetime]:
     return start, start + timedelta(days=1)
 
 
-def volume_band(daily_rows: list[int], volume: dict[str, Any]) -> tuple[int, int | None, bool]:
-    """(min_rows, max_rows, band_applied): a band around the trailing median, else a floor."""
+def volume_band(
+    daily_rows: dict[date, int], volume: dict[str, Any], day: date
+) -> tuple[int, int | None, str | None]:
+    """(min_rows, max_rows, basis): a band around like days, else only a floor.
+
+    Like is like. With ``compare = "same_weekday"`` the band is around the median of the same
+    weekday over the trailing ``weeks`` (a Monday against Mondays: a busy Monday after a closed
+    weekend is not "twice the usual"). Until ``min_history_days`` such weekdays exist, and
+    without ``compare``, it spans the range of the last ``history_days`` trading days (lowest *
+    ``lower_ratio`` to highest * ``upper_ratio``): a week of history holds the same weekday
+    once, so its range already covers the week's rhythm. ``basis`` says which (None: no band).
+    """
     floor = int(volume.get("floor", 0))
-    if len(daily_rows) < int(volume.get("min_history_days", 3)):
-        return floor, None, False
-    median = statistics.median(daily_rows)
-    lower = max(floor, int(median * float(volume.get("lower_ratio") or 0.0)))
+    needed = int(volume.get("min_history_days", 3))
+    lower_ratio = float(volume.get("lower_ratio") or 0.0)
     upper_ratio = volume.get("upper_ratio")
-    upper = None if upper_ratio is None else int(median * float(upper_ratio)) + 1
-    return lower, upper, True
+    if volume.get("compare") == "same_weekday":
+        same = [n for d, n in sorted(daily_rows.items()) if d.weekday() == day.weekday()]
+        if len(same) >= needed:
+            median = statistics.median(same)
+            upper = None if upper_ratio is None else int(median * float(upper_ratio)) + 1
+            lower = max(floor, int(median * lower_ratio))
+            return lower, upper, f"median of the last {len(same)} {day:%A}s"
+    recent = date.fromordinal(day.toordinal() - int(volume.get("history_days", 7)))
+    trailing = [n for d, n in sorted(daily_rows.items()) if d >= recent]
+    if len(trailing) < needed:
+        return floor, None, None
+    lower = max(floor, int(min(trailing) * lower_ratio))
+    upper = None if upper_ratio is None else int(max(trailing) * float(upper_ratio)) + 1
+    return lower, upper, f"range of the last {len(trailing)} trading days"
+
+
+def history_window_days(volume: dict[str, Any]) -> int:
+    """How many days back the volume band reads: whole weeks when comparing weekdays."""
+    days = int(volume.get("history_days", 7))
+    if volume.get("compare") == "same_weekday":
+        days = max(days, 7 * int(volume.get("weeks", 4)))
+    return days
 
 
 def prepare(
@@ -179,7 +223,7 @@ def prepare(
     derived: dict[str, Any] = {}
     for name, source in derived_columns.items():
         if source not in frame.columns:
-            derived[name] = pd.Series(name.endswith("_known"), index=frame.index)
+            derived[name] = pd.Series(name.endswith(("_known", "_is_number")), index=frame.index)
             skipped[name] = f"column {source} is missing"
             continue
         values = frame[source]
@@ -190,6 +234,13 @@ def prepare(
                 derived[name] = pd.Series(False, index=frame.index)
             else:
                 derived[name] = values.isin(seen)
+        elif name.endswith("_is_number"):
+            nan = batch.nan_rows.get(source)
+            derived[name] = (
+                pd.Series(True, index=frame.index)
+                if nan is None
+                else ~pd.Series(nan, index=frame.index)
+            )
         elif name.endswith("_known"):
             known = history.known_ids.get(source)
             if known is None:
@@ -198,8 +249,8 @@ def prepare(
             else:
                 derived[name] = values.isin(known) | values.isna()
     volume = suite_meta.get("volume", {})
-    min_rows, max_rows, band = volume_band(history.daily_rows, volume)
-    if not band:
+    min_rows, max_rows, basis = volume_band(history.daily_rows, volume, batch.day)
+    if basis is None:
         skipped["volume"] = (
             f"fewer than {volume.get('min_history_days', 3)} curated days for a band; "
             f"only the floor of {min_rows} rows is checked"
@@ -212,5 +263,6 @@ def prepare(
         "since": datetime(1970, 1, 1, tzinfo=UTC) if first_batch else start,
         "min_rows": min_rows,
         "max_rows": max_rows,
+        "volume_basis": basis,
     }
     return Prepared(frame.assign(**derived), parameters, skipped)

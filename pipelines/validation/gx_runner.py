@@ -22,6 +22,8 @@ from typing import TYPE_CHECKING, Any
 from pipelines.validation.outcome import SAMPLE_SIZE, CheckResult
 from pipelines.validation.suites import SuiteFile
 
+SAMPLE_TEXT_CHARS = 80  # longer sampled values are cut in reasons and alerts
+
 if TYPE_CHECKING:
     import pandas as pd
 
@@ -356,6 +358,9 @@ def _key(kind: str, meta: dict[str, Any]) -> tuple[str, ...]:
 
 def _plain(value: Any) -> Any:
     """JSON-friendly values for reason.json (timestamps as ISO strings, numpy as Python)."""
+    if isinstance(value, str) and len(value) > SAMPLE_TEXT_CHARS:
+        # a 2,000,000-character id belongs in the reason as a hint, not in full
+        return f"{value[:SAMPLE_TEXT_CHARS]}… ({len(value):,} characters)"
     if value is None or isinstance(value, bool | int | float | str):
         if isinstance(value, float) and value != value:  # NaN
             return None

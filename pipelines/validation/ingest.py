@@ -29,6 +29,7 @@ from pipelines.validation.batch import (
     BatchUnreadable,
     LandedBatch,
     curated_history,
+    history_window_days,
     landed_files,
     prepare,
     read_batch,
@@ -60,7 +61,7 @@ class IngestResult:
 
     table: str
     day: date
-    status: str  # loaded | absent
+    status: str  # loaded | closed (no events, and the calendar says that is fine) | absent
     rows: int = 0
     path: str | None = None
     gx_run_id: str | None = None
@@ -98,7 +99,7 @@ def validate_files(
         settings.landing_dir,
         table,
         day,
-        history_days=int(volume.get("history_days", 7)),
+        history_days=history_window_days(volume),
     )
     prepared = prepare(batch, history, suite.meta, suite.derived_columns)
     gx_run = run_suite(
@@ -164,9 +165,13 @@ def ingest_table(settings: Settings, table: str, day: date) -> IngestResult:
     """Validate the landed batch of ``table`` for ``day`` and load or quarantine it."""
     files = landed_files(settings.landing_dir, table, day)
     if not files:
-        if table == "events":
+        if table != "events":
+            return IngestResult(table, day, "absent")
+        closed = _closed_reason(settings, day)
+        if closed is None:
             raise BatchMissing(missing_batch_message(settings, table, day))
-        return IngestResult(table, day, "absent")
+        target = load_closed_day(settings, day, closed)
+        return IngestResult(table, day, "closed", 0, str(target))
     outcome, batch = validate_files(settings, table, day, files)
     if outcome.success and batch is not None:
         target = load_curated(settings, outcome, batch)
@@ -184,6 +189,52 @@ def load_curated(settings: Settings, outcome: ValidationOutcome, batch: LandedBa
         lineage = {**outcome.to_dict(), "loaded_at": datetime.now(UTC).isoformat()}
         (staged / VALIDATION_FILE).write_text(json.dumps(lineage, indent=2, default=str) + "\n")
     return target
+
+
+def _closed_reason(settings: Settings, day: date) -> str | None:
+    """Why no events batch is fine for ``day`` (the shop's calendar); None: it is missing.
+
+    A quarantined, unreleased batch is never "closed": that day had data and it is waiting.
+    """
+    from pipelines.data.calendar import ShopCalendar
+
+    if any(_unreleased(a) for a in quarantine_attempts(settings, "events", day)):
+        return None
+    return ShopCalendar.from_settings(settings).empty_day_reason(day)
+
+
+def load_closed_day(settings: Settings, day: date, reason: str) -> Path:
+    """An empty curated events day with its reason: features and monitoring see a day without
+    trading (windows roll on), not a gap to alert about."""
+    import pandas as pd
+
+    spec = contract.table("events")
+    empty = pd.DataFrame({c.name: pd.Series(dtype=c.pandas_dtype) for c in spec.columns})
+    target = partition_dir(settings.curated_dir, "events", day)
+    with PartitionWriter(target) as staged:
+        write_table(contract.to_arrow(empty, spec), staged / "part-0.parquet")
+        lineage = {
+            "table": "events",
+            "day": day.isoformat(),
+            "status": "closed",
+            "rows": 0,
+            "reason": reason,
+            "loaded_at": datetime.now(UTC).isoformat(),
+        }
+        (staged / VALIDATION_FILE).write_text(json.dumps(lineage, indent=2) + "\n")
+    return target
+
+
+def closed_days(settings: Settings, table: str = "events") -> set[date]:
+    """Curated days that were loaded as closed (no trading), from their lineage."""
+    from pipelines.data.partitions import iter_partitions
+
+    out = set()
+    for day, directory in iter_partitions(settings.curated_dir, table):
+        lineage = directory / VALIDATION_FILE
+        if lineage.exists() and json.loads(lineage.read_text()).get("status") == "closed":
+            out.add(day)
+    return out
 
 
 def quarantine(settings: Settings, outcome: ValidationOutcome, files: list[Path]) -> Path:
@@ -282,7 +333,8 @@ def batch_landed(settings: Settings, table: str, day: date) -> bool:
         return True
     if any(_unreleased(a) for a in quarantine_attempts(settings, table, day)):
         raise BatchMissing(missing_batch_message(settings, table, day))
-    return False
+    # a closed day has nothing to wait for: validation loads it as closed at once
+    return table == "events" and _closed_reason(settings, day) is not None
 
 
 class NothingToRelease(Exception):
@@ -404,6 +456,8 @@ def day_report(settings: Settings, day: date) -> list[str]:
                 f"    reason: {waiting[-1] / REASON_FILE}\n"
                 f"    Data Docs: {reason.get('data_docs_page') or 'none (file unreadable)'}"
             )
+        elif lineage.exists() and json.loads(lineage.read_text()).get("status") == "closed":
+            lines.append(f"{table} {day}: closed — {json.loads(lineage.read_text())['reason']}")
         elif lineage.exists():
             record = json.loads(lineage.read_text())
             extra = record.get("extra_columns") or []

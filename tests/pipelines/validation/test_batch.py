@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 
 import pandas as pd
 
@@ -22,10 +22,45 @@ DERIVED = {
 }
 
 
+DAY = date(2026, 3, 2)  # a Monday
+
+
+def trailing(*rows: int, before: date = DAY) -> dict[date, int]:
+    """Row counts of the days just before ``before``, the last argument the day before it."""
+    return {before - timedelta(days=len(rows) - i): n for i, n in enumerate(rows)}
+
+
 def test_volume_band_is_a_floor_until_history_exists() -> None:
-    assert volume_band([], VOLUME) == (1, None, False)
-    assert volume_band([100, 120], VOLUME) == (1, None, False)
-    assert volume_band([100, 120, 80, 110], VOLUME) == (52, 211, True)
+    assert volume_band({}, VOLUME, DAY) == (1, None, None)
+    assert volume_band(trailing(100, 120), VOLUME, DAY) == (1, None, None)
+    lower, upper, basis = volume_band(trailing(100, 120, 80, 110), VOLUME, DAY)
+    assert (lower, upper) == (40, 241)
+    assert basis == "range of the last 4 trading days"
+
+
+WEEKLY = {**VOLUME, "compare": "same_weekday", "weeks": 4}
+
+
+def test_a_monday_is_compared_with_mondays() -> None:
+    """Mondays are busy (1,000 rows), the weekend is closed (absent), the other days quiet."""
+    week = [1000, 300, 300, 300, 300]  # Mon..Fri
+    history: dict[date, int] = {}
+    for back in range(1, 4):
+        monday = DAY - timedelta(weeks=back)
+        history.update({monday + timedelta(days=i): n for i, n in enumerate(week)})
+    lower, upper, basis = volume_band(history, WEEKLY, DAY)
+    assert basis == "median of the last 3 Mondays"
+    assert (lower, upper) == (500, 2001)
+    # without the weekday rule a Monday at 40 % of the usual would pass (the week's range)
+    assert volume_band(history, VOLUME, DAY)[0] == 150
+
+
+def test_before_three_same_weekdays_the_band_spans_the_last_week() -> None:
+    monday = DAY - timedelta(weeks=1)
+    history = {monday + timedelta(days=i): n for i, n in enumerate([1000, 300, 300, 300, 300])}
+    lower, upper, basis = volume_band(history, WEEKLY, DAY)
+    assert basis == "range of the last 5 trading days"
+    assert (lower, upper) == (150, 2001), "a busy Monday after a closed weekend passes"
 
 
 def test_derived_columns_flag_ids_of_other_days_and_unknown_references() -> None:
@@ -35,7 +70,7 @@ def test_derived_columns_flag_ids_of_other_days_and_unknown_references() -> None
     history = History(
         ids_other_days={"event_id": pd.Index(["e2"])},
         known_ids={"user_id": pd.Index(["u1"]), "item_id": pd.Index(["i1"])},
-        daily_rows=[2, 2, 2],
+        daily_rows=trailing(2, 2, 2, before=date(2026, 1, 5)),
         has_earlier_days=True,
     )
     prepared = prepare(

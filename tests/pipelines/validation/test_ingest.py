@@ -64,7 +64,7 @@ def test_a_clean_day_is_curated_with_its_lineage(settings: Settings) -> None:
     landed = pq.read_table(partition_dir(settings.landing_dir, "events", START) / "part-0.parquet")
     assert pq.read_table(curated / "part-0.parquet").equals(landed)
     lineage = json.loads((curated / "_validation.json").read_text())
-    assert lineage["suite"] == {"name": "events", "version": 1}
+    assert lineage["suite"] == {"name": "events", "version": 2}
     assert lineage["gx_run_id"].startswith("events-2026-01-05@")
     assert lineage["statistics"]["unsuccessful_expectations"] == 0
     assert Path(lineage["data_docs_page"]).is_file()
@@ -167,7 +167,7 @@ def test_a_bad_batch_is_quarantined_whole_with_reason_and_alert(settings: Settin
     attempt = raised.value.quarantine_dir
     reason = json.loads((attempt / "reason.json").read_text())
     failure = reason["failures"][0]
-    assert (failure["column"], failure["rule"]) == ("price", "null or > 0")
+    assert (failure["column"], failure["rule"]) == ("price", "null or > 0, at most 1,000,000")
     assert failure["unexpected_count"] > 0 and all(v < 0 for v in failure["sample"])
     assert Path(reason["data_docs_page"]).is_file()
     assert pq.read_table(attempt / "part-0.parquet").num_rows == landed_rows
