@@ -103,7 +103,7 @@ class ShopCalendar:
     def closed_reason(self, day: date) -> str | None:
         """Why ``day`` has no trading, per the calendar; None when the shop is open."""
         if day.weekday() in self.closed_weekdays:
-            return f"closed on {WEEKDAYS[day.weekday()].capitalize()}days (closed_weekdays)"
+            return f"closed on {day:%A}s (closed_weekdays)"
         for span in self.closed_spans:
             if span.contains(day):
                 return f"closed: {span.text} (closed_dates)"

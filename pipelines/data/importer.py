@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import json
 import os
 import uuid
 import warnings
@@ -587,7 +588,6 @@ def _convert(
                 out[name] = pd.Series(default, index=raw.index, dtype="float64")
                 continue
             numbers, bad = _parse_numbers(values)
-            out[name] = numbers
             non_finite = _non_finite(values, nan_rows.get(source))
             numbers = numbers.where(~non_finite)
             out[name] = numbers
@@ -823,6 +823,8 @@ def import_file(
     if len(good) and land:  # an all-rejected import leaves landing as it was
         written = write_days(good, spec, root, file_name, progress)
         remove_stale(root, spec, file_name, _days(written))
+        if spec.name == "events":
+            mark_partial_last_day(good, root, path.name)
 
     rejects_target = settings.rejects_dir / f"{spec.name}-{_stem(path)}-{digest}.csv"
     rejects_file = _write_rejects(text, kind, full, rejects_target)
@@ -841,6 +843,51 @@ def import_file(
         rejects_file=rejects_file,
         accepted=pd.concat([good.reset_index(drop=True), carried], axis=1),
     )
+
+
+PARTIAL_DAY_FILE = "_partial.json"
+
+
+def partial_last_day(stamps: pd.Series) -> tuple[date, pd.Timestamp] | None:
+    """(day, last event) when the log's last day stops earlier than any other day does.
+
+    Exports are cut at the moment they are taken: the last day holds the morning only, and
+    judged against whole days it looks like a collapse in volume. Only a day that ends before
+    every other day of the log (at least three) counts, so a shop's usual early closing day does
+    not.
+    """
+    if stamps.empty:
+        return None
+    days = stamps.dt.floor("D")
+    last_by_day = stamps.groupby(days).max()
+    if len(last_by_day) < 4:
+        return None
+    clock = last_by_day - last_by_day.index
+    last_day = last_by_day.index.max()
+    if clock[last_day] >= clock.drop(last_day).min():
+        return None
+    return last_day.date(), last_by_day[last_day]
+
+
+def mark_partial_last_day(events: pd.DataFrame, root: Path, source: str) -> None:
+    """Leave ``_partial.json`` in the partial last day's landing partition (or remove a stale
+    one of this import): validation then checks that day's volume against the floor only."""
+    found = partial_last_day(events["event_ts"])
+    for _, directory in partitions.iter_partitions(root, "events"):
+        marker = directory / PARTIAL_DAY_FILE
+        if marker.exists() and json.loads(marker.read_text()).get("source") == source:
+            marker.unlink()
+    if found is None:
+        return
+    day, last = found
+    marker = partitions.partition_dir(root, "events", day) / PARTIAL_DAY_FILE
+    record = {
+        "source": source,
+        "last_event": last.isoformat(),
+        "reason": f"the export {source} ends at {last:%H:%M} UTC on {day}, earlier than on "
+        "any other day: a partial day",
+    }
+    _replace_file(marker, lambda p: p.write_text(json.dumps(record, indent=2) + "\n"))
 
 
 def check_timezone(timezone: str | None) -> None:

@@ -143,6 +143,14 @@ def monitor_model(settings: Settings, model: str, day: date) -> dict[str, Any]:
     champion = current.get(CHAMPION)
     if champion is None:
         return {"model": model, "day": day.isoformat(), "verdict": "no champion yet"}
+    from pipelines.validation.ingest import closed_day_reason
+
+    closed = closed_day_reason(settings, day)
+    if closed is not None:
+        # a day without trading says nothing about drift or quality: its 1-day windows are empty
+        # by design, and judging them would page someone every Saturday
+        return {"model": model, "version": champion, "day": day.isoformat(),
+                "verdict": f"not judged: {closed}", "retrain": False, "actions": []}  # fmt: skip
     config = load_monitoring_config(settings.gates_file)
     version = registry.mlflow_client(settings).get_model_version(model, str(champion))
     trained_until = date.fromisoformat(version.tags.get("data.window_end", day.isoformat()))

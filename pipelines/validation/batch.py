@@ -163,6 +163,27 @@ class Prepared:
     skipped: dict[str, str]  # derived column or "volume" -> why it is not judged
 
 
+PARTIAL_DAY_FILE = "_partial.json"  # written by the importer (pipelines.data.importer)
+
+
+def partial_day_reason(batch: LandedBatch) -> str | None:
+    """The importer's note that this is an export's partial last day, while it still holds:
+    once rows later than the export's last event arrive (the rest of the day), it does not."""
+    import json
+
+    import pandas as pd
+
+    if not batch.files or batch.table != "events" or "event_ts" not in batch.frame:
+        return None
+    marker = batch.files[0].parent / PARTIAL_DAY_FILE
+    if not marker.exists():
+        return None
+    record = json.loads(marker.read_text())
+    if batch.frame["event_ts"].max() > pd.Timestamp(record["last_event"]):
+        return None
+    return str(record["reason"])
+
+
 def day_bounds(day: date) -> tuple[datetime, datetime]:
     start = datetime(day.year, day.month, day.day, tzinfo=UTC)
     return start, start + timedelta(days=1)
@@ -255,6 +276,10 @@ def prepare(
             f"fewer than {volume.get('min_history_days', 3)} curated days for a band; "
             f"only the floor of {min_rows} rows is checked"
         )
+    partial = partial_day_reason(batch)
+    if partial is not None:
+        min_rows = int(volume.get("floor", 0))
+        skipped["volume"] = f"{partial}; only the floor of {min_rows} rows is checked"
     first_batch = not history.has_earlier_days
     parameters = {
         "day_start": start,

@@ -225,6 +225,15 @@ def load_closed_day(settings: Settings, day: date, reason: str) -> Path:
     return target
 
 
+def closed_day_reason(settings: Settings, day: date) -> str | None:
+    """Why ``day`` was loaded as a closed day (no trading), or None when it was not."""
+    lineage = partition_dir(settings.curated_dir, "events", day) / VALIDATION_FILE
+    if not lineage.exists():
+        return None
+    record = json.loads(lineage.read_text())
+    return record.get("reason") if record.get("status") == "closed" else None
+
+
 def closed_days(settings: Settings, table: str = "events") -> set[date]:
     """Curated days that were loaded as closed (no trading), from their lineage."""
     from pipelines.data.partitions import iter_partitions

@@ -115,7 +115,7 @@ def contract_expectations(table: str) -> list[dict[str, Any]]:
             expect(
                 "expect_column_value_lengths_to_be_between", name,
                 f"at most {contract.ID_MAX_LENGTH} characters", "keys",
-                min_value=1, max_value=contract.ID_MAX_LENGTH,
+                max_value=contract.ID_MAX_LENGTH,
             )  # fmt: skip
             expect(
                 "expect_column_values_to_not_match_regex", name, "no control characters",

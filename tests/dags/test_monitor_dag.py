@@ -142,3 +142,21 @@ def register_shuffled_propensity(settings: Settings, template: int) -> int:
     version = registry.log_and_register(settings, run).version
     registry.tag_version(settings, "propensity", version, {"gate.decision": "blessed"})
     return version
+
+
+def test_a_closed_day_is_not_judged_and_pages_no_one(watched: tuple[Settings, list]) -> None:
+    """A shop closed on a day: its empty 1-day windows would read as drift on every feature."""
+    from pipelines.features.offline import compute_features_for_day
+    from pipelines.orchestration import run_dag
+    from pipelines.validation.ingest import load_closed_day
+
+    settings, _ = watched
+    closed = LAST + timedelta(days=1)
+    load_closed_day(settings, closed, "closed on Sundays (closed_weekdays)")
+    compute_features_for_day(settings, closed)
+    before = len(read_alerts(settings.alerts_file))
+    [record] = run_dag(settings, "monitor", closed)
+    assert record.state == "success", record.failed_tasks
+    assert read_alerts(settings.alerts_file)[before:] == []
+    for model in ("propensity", "segmentation"):
+        assert not (settings.reports_dir / model / closed.isoformat() / "drift.html").exists()

@@ -64,3 +64,42 @@ def test_the_documented_contract_is_the_coded_one() -> None:
     for spec in contract.TABLES.values():
         for column in spec.columns:
             assert f"| `{column.name}` | {column.kind} |" in text, (spec.name, column.name)
+
+
+def test_the_suites_carry_exactly_the_contract_derived_checks() -> None:
+    """The JSON suites and the contract cannot drift apart: rewriting a suite's contract checks
+    from the contract (``python -m pipelines.validation.suites``) changes nothing."""
+    from pipelines.validation.suites import load_suite, with_contract_expectations
+
+    for table in contract.TABLE_NAMES:
+        suite = load_suite(table)
+        assert with_contract_expectations(suite.data, table) == suite.data, (
+            f"{suite.path} differs from the contract: run `python -m pipelines.validation.suites`"
+        )
+        types = {
+            e["kwargs"]["column"]: e["kwargs"]["type_"]
+            for e in suite.expectations
+            if e["type"] == "expect_column_type_to_be"
+        }
+        assert types == {c.name: c.pandas_dtype for c in contract.table(table).columns}
+
+
+def test_what_any_writer_lands_reads_back_with_the_contract_dtypes(tmp_path) -> None:
+    """The importer builds frames with pandas' ``string``/``boolean`` dtypes; the file must not
+    remember them, or validation sees ``string`` where the suite expects ``object``."""
+    import pyarrow.parquet as pq
+
+    frame = pd.DataFrame(
+        {
+            "user_id": pd.Series(["u1"], dtype="string"),
+            "signup_ts": pd.to_datetime(["2026-01-01"], utc=True).as_unit("us"),
+            "country": pd.Series(["DE"], dtype="string"),
+            "age_band": pd.Series([pd.NA], dtype="string"),
+            "consent_personalization": pd.Series([True], dtype="boolean"),
+        }
+    )
+    pq.write_table(contract.to_arrow(frame, contract.USERS), tmp_path / "u.parquet")
+    back = contract.read_frame(pq.read_table(tmp_path / "u.parquet"))
+    assert {c: str(t) for c, t in back.dtypes.items()} == {
+        c.name: c.pandas_dtype for c in contract.USERS.columns
+    }

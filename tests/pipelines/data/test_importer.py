@@ -368,3 +368,128 @@ def test_report_to_dict_is_json_friendly(tmp_path: Path) -> None:
     assert data["rows_rejected"] == 1
     assert data["partitions"] == [str(tmp_path / "date=2024-03-05")]
     assert data["rejects_file"] is None and data["source"].endswith("a.csv")
+
+
+# ---- bad values are refused at the door, each with its reason, nothing lost ---------------------
+
+LONG_ID = "x" * 2_000_000
+
+
+@pytest.mark.parametrize(
+    ("customer", "qty", "price", "reason"),
+    [
+        # CSV blanks are missing; no-break and em spaces (Excel exports them) are "blank"
+        ("\u00a0\u2003", "1", "5.00", "blank user_id (empty or whitespace only)"),
+        (LONG_ID, "1", "5.00", "user_id longer than 128 characters"),
+        ("ab\x07c", "1", "5.00", "control characters in user_id"),
+        ("7", "1", "inf", "price not a finite number"),
+        ("7", "1", "-Infinity", "price not a finite number"),
+        ("7", "1", "2000000", "price above 1,000,000"),
+        ("7", "10001", "5.00", "quantity above 10,000"),
+        ("7", "inf", "5.00", "quantity not a finite number"),
+    ],
+)
+def test_each_bad_value_is_rejected_with_its_reason(
+    tmp_path: Path, settings: Settings, customer: str, qty: str, price: str, reason: str
+) -> None:
+    source = write_csv(
+        tmp_path / "orders.csv",
+        ["customer", "sku", "ordered_at", "qty", "unit_price"],
+        [
+            ["1", "10", "2024-03-05 10:00:00", "1", "5.00"],
+            [customer, "11", "2024-03-05 10:30:00", qty, price],
+        ],
+    )
+    report = import_file(source, "events", ORDER_MAPPING, settings=settings, event_type="purchase")
+    assert report.rejected == {reason: 1}
+    assert (report.rows_written, report.rows_rejected) == (1, 1)
+    rejects = pd.read_csv(report.rejects_file, dtype=str, keep_default_na=False)
+    assert rejects["_reason"].str.startswith(reason).all()
+    assert len(rejects.loc[0, "_reason"]) < 200, "the reason describes the value, not quotes it"
+    assert rejects.loc[0, "customer"] == customer.strip() or customer.isspace()
+
+
+def test_nan_and_inf_in_a_parquet_export_are_rejected_not_read_as_blanks(
+    tmp_path: Path, settings: Settings
+) -> None:
+    source = tmp_path / "orders.parquet"
+    pq.write_table(
+        pa.table(
+            {
+                "customer": ["1", "2", "3", "4"],
+                "sku": ["10", "11", "12", "13"],
+                "ordered_at": pa.array(
+                    pd.to_datetime(["2024-03-05 10:00"] * 4, utc=True), pa.timestamp("us", "UTC")
+                ),
+                "qty": [1, 1, 1, 1],
+                # a null price is "no price"; NaN and inf are broken numbers
+                "unit_price": pa.array([5.0, float("nan"), float("inf"), None], pa.float64()),
+            }
+        ),
+        source,
+    )
+    report = import_file(source, "events", ORDER_MAPPING, settings=settings, event_type="view")
+    assert report.rejected == {"price not a finite number": 2}
+    landed = read_landed(settings, "events").sort_values("user_id")
+    assert landed["user_id"].tolist() == ["1", "4"]
+    assert landed["price"].isna().tolist() == [False, True]
+
+
+def test_a_line_landed_by_an_overlapping_export_is_a_duplicate_not_a_second_event(
+    tmp_path: Path, settings: Settings
+) -> None:
+    """January and February exports that both hold 31 January: the overlap lands once; the
+    second export's copies are rejected (left in, they would quarantine the day whole)."""
+    header = ["customer", "sku", "ordered_at", "qty", "unit_price"]
+    overlap = ["2", "11", "2024-01-31 16:00:00", "1", "5.00"]
+    january = write_csv(
+        tmp_path / "jan.csv", header, [["1", "10", "2024-01-30 10:00:00", "1", "5.00"], overlap]
+    )
+    february = write_csv(
+        tmp_path / "feb.csv", header, [overlap, ["3", "12", "2024-02-01 09:00:00", "1", "5.00"]]
+    )
+    first = import_file(january, "events", ORDER_MAPPING, settings=settings, event_type="purchase")
+    second = import_file(
+        february, "events", ORDER_MAPPING, settings=settings, event_type="purchase"
+    )
+    assert first.rejected == {}
+    assert second.rejected == {"duplicate event_id (already landed by another import or day)": 1}
+    assert sorted(read_landed(settings, "events")["user_id"]) == ["1", "2", "3"]
+    again = import_file(january, "events", ORDER_MAPPING, settings=settings, event_type="purchase")
+    assert again.rejected == {}, "re-importing the same file is not a duplicate of itself"
+
+
+def test_naive_timestamps_are_read_in_the_shops_timezone(
+    tmp_path: Path, settings: Settings
+) -> None:
+    source = write_csv(
+        tmp_path / "orders.csv",
+        ["customer", "sku", "ordered_at", "qty", "unit_price"],
+        [
+            ["1", "10", "15/07/2024 00:30", "1", "5.00"],  # London summer time: 14 July 23:30 UTC
+            ["2", "10", "15/01/2024 00:30", "1", "5.00"],  # winter: GMT = UTC
+            ["3", "10", "2024-07-15T00:30:00+02:00", "1", "5.00"],  # explicit offset wins
+            ["4", "10", "1721000000", "1", "5.00"],  # epoch seconds are absolute
+        ],
+    )
+    import_file(
+        source,
+        "events",
+        ORDER_MAPPING,
+        settings=settings,
+        event_type="purchase",
+        timezone="Europe/London",
+    )
+    stamps = read_landed(settings, "events").set_index("user_id")["event_ts"]
+    assert str(stamps["1"]) == "2024-07-14 23:30:00+00:00"
+    assert str(stamps["2"]) == "2024-01-15 00:30:00+00:00"
+    assert str(stamps["3"]) == "2024-07-14 22:30:00+00:00"
+    assert stamps["4"] == pd.Timestamp(1721000000, unit="s", tz="UTC")
+
+
+def test_an_unknown_timezone_is_a_usage_problem(tmp_path: Path, settings: Settings) -> None:
+    with pytest.raises(ImportProblem, match="Europe/Londn"):
+        import_file(
+            order_lines(tmp_path), "events", ORDER_MAPPING, settings=settings,
+            event_type="purchase", timezone="Europe/Londn",
+        )  # fmt: skip
