@@ -100,10 +100,79 @@ def show_config(
     console.print(table)
 
 
+def _generate_shop_export(
+    ctx: typer.Context,
+    style: str | None,
+    out: Path | None,
+    file_format: str,
+    scale: float,
+    users: int,
+    items: int,
+    days: int,
+    seed: int,
+    start: str,
+    *,
+    planted: bool,
+    as_json: bool,
+) -> None:
+    """`generate --shop-style`: sizes the user did not type come from the style, not from the
+    landing generator's defaults (a wholesaler's year is not 30 days of 2,000 users)."""
+    from pipelines.data.shop_styles import SHOP_STYLES, ShopStyleError, write_shop_export
+
+    if style is None or out is None:
+        raise _usage_error(
+            "--shop-style and --out go together, e.g. --shop-style gift-wholesale --out ./export"
+            f" (styles: {', '.join(SHOP_STYLES)})"
+        )
+    if planted:
+        raise _usage_error("--drift/--bad apply to landing batches, not to --shop-style exports")
+
+    def given(name: str) -> bool:
+        # by name: typer vendors its own click, whose ParameterSource is not click's
+        source = ctx.get_parameter_source(name)
+        return source is not None and source.name in ("COMMANDLINE", "ENVIRONMENT", "PROMPT")
+
+    try:
+        export = write_shop_export(
+            style,
+            out,
+            customers=users if given("users") else None,
+            items=items if given("items") else None,
+            days=days if given("days") else None,
+            seed=seed,
+            start=_parse_day(start, "--start") if given("start") else None,
+            file_format=file_format,
+            scale=scale,
+        )
+    except ShopStyleError as problem:
+        raise _usage_error(str(problem)) from None
+    home = ctx.parent.params.get("home") if ctx.parent is not None else None
+    command = export.import_command(home)
+    if as_json:
+        console.print_json(json.dumps({**export.to_dict(), "import_command": command}))
+        return
+    console.print(
+        f"{export.style}: {export.rows:,} rows, {export.first_day} .. {export.last_day} "
+        f"(seed {export.seed}) in {export.events}",
+        markup=False,
+    )
+    if export.items is not None:
+        console.print(f"item catalogue: {export.items}", markup=False)
+    for reason, count in export.planted.items():
+        console.print(
+            f"planted for the importer to reject: {count:,} rows ({reason})", markup=False
+        )
+    console.print(f"recipe: {out / 'export.json'}", markup=False)
+    console.print("next:", markup=False)
+    console.print(command, markup=False, highlight=False, soft_wrap=True)
+
+
 @app.command()
 def generate(
     ctx: typer.Context,
-    users: Annotated[int, typer.Option(help="Customers in the shop.", min=1)] = 2000,
+    users: Annotated[
+        int, typer.Option("--users", "--customers", help="Customers in the shop.", min=1)
+    ] = 2000,
     items: Annotated[
         int, typer.Option(help="Catalogue size (before planted launches).", min=12)
     ] = 500,
@@ -125,9 +194,44 @@ def generate(
             "corrupt-file@YYYY-MM-DD. Repeatable.",
         ),
     ] = None,
+    shop_style: Annotated[
+        str | None,
+        typer.Option(
+            "--shop-style",
+            help="Instead of landing batches, write a shop's own export to --out, shaped like "
+            "a public dataset, for `personalize import`: gift-wholesale (UCI Online Retail "
+            "order lines) or fashion-clicks (REES46 click log). --users/--items/--days/--start "
+            "default to the style's sizes.",
+        ),
+    ] = None,
+    out: Annotated[
+        Path | None, typer.Option("--out", help="Folder for the --shop-style export.")
+    ] = None,
+    file_format: Annotated[
+        str,
+        typer.Option(
+            "--format", help="--shop-style file: csv (text timestamps) or parquet (epoch ms)."
+        ),
+    ] = "csv",
+    scale: Annotated[
+        float,
+        typer.Option(
+            help="--shop-style: multiply the style's default customers and items.", min=0.001
+        ),
+    ] = 1.0,
     as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
 ) -> None:
-    """Write a synthetic shop's daily landing batches, with ground truth under `<home>/truth/`."""
+    """Write a synthetic shop's daily landing batches, with ground truth under `<home>/truth/`.
+
+    With `--shop-style STYLE --out DIR`, write a shop's export file instead and print the
+    `personalize import` command that brings it in.
+    """
+    if shop_style is not None or out is not None:
+        _generate_shop_export(
+            ctx, shop_style, out, file_format, scale, users, items, days, seed, start,
+            planted=bool(drift or bad), as_json=as_json,
+        )  # fmt: skip
+        return
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
 
     from pipelines.data.generator import (
@@ -221,6 +325,14 @@ def import_(
             "Default UTC. Day partitions are UTC days either way."
         ),
     ] = None,
+    timestamp_format: Annotated[
+        str | None,
+        typer.Option(
+            help="The one spelling of text timestamps, in strftime codes, e.g. "
+            "'%d/%m/%Y %H:%M'. Default: guessed from the values (day first only when a day "
+            "above 12 shows it)."
+        ),
+    ] = None,
     items: Annotated[
         Path | None,
         typer.Option(
@@ -310,6 +422,7 @@ def import_(
                     settings=settings,
                     event_type=event_type,
                     timezone=timezone,
+                    timestamp_format=timestamp_format,
                     items=items,
                     items_mapping=item_fields,
                     users=users,
@@ -327,6 +440,7 @@ def import_(
                     settings=settings,
                     event_type=event_type,
                     timezone=timezone,
+                    timestamp_format=timestamp_format,
                     progress=advance,
                 )
                 log, payload = None, report.to_dict()

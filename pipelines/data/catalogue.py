@@ -123,8 +123,16 @@ def derive_items(
         if column in ordered.columns:
             seen[column] = ordered.groupby("item_id", sort=True)[column].last()
     seen = seen.reset_index()
-    seen = seen[~seen["item_id"].isin(known)]
     described = _attributes(attributes, "item_id", ("category", "brand", "price"))
+    # catalogue items nobody bought or viewed yet exist all the same (cold-start candidates):
+    # they launch with the log's first day
+    unseen = described.loc[~described["item_id"].isin(seen["item_id"]), ["item_id"]]
+    if len(unseen) and len(ordered):
+        first_day = pd.Timestamp(ordered["event_ts"].min()).floor("D")
+        seen = pd.concat(
+            [seen, unseen.assign(launched_ts=first_day, price=float("nan"))], ignore_index=True
+        )
+    seen = seen[~seen["item_id"].isin(known)]
     items = seen.merge(described, on="item_id", how="left", suffixes=("", "_catalogue"))
     for column in ("category", "brand"):
         from_catalogue = (
@@ -213,6 +221,7 @@ def import_shop_log(
     settings: Settings,
     event_type: str | None = None,
     timezone: str | None = None,
+    timestamp_format: str | None = None,
     items: Path | None = None,
     items_mapping: dict[str, str] | None = None,
     users: Path | None = None,
@@ -255,6 +264,7 @@ def import_shop_log(
         settings=settings,
         event_type=event_type,
         timezone=timezone,
+        timestamp_format=timestamp_format,
         carry=carry,
         progress=progress,
     )

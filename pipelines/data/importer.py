@@ -313,12 +313,31 @@ def _text(values: pd.Series) -> pd.Series:
 _EXPLICIT_ZONE = r"(?:Z|[+-]\d{2}(?::?\d{2})?|\b(?:UTC|GMT))\s*$"
 
 
-def _parse_timestamps(values: pd.Series, timezone: str | None = None) -> pd.Series:
+def _parse_timestamps(
+    values: pd.Series, timezone: str | None = None, timestamp_format: str | None = None
+) -> pd.Series:
     """Any common timestamp spelling as ``datetime64[us, UTC]``, in the shop's ``timezone``.
 
     Naive values are wall-clock times of ``timezone`` (UTC when None); values with an offset or
-    zone keep it, epoch numbers are absolute. See :func:`_parse_utc` for the spellings.
+    zone keep it, epoch numbers are absolute. See :func:`_parse_utc` for the spellings guessed
+    without ``timestamp_format``; with it (strftime codes, e.g. ``%d/%m/%Y %H:%M``) text is read
+    under that format only, which settles ``01/03/2011`` when no day of the file is above 12.
     """
+    if timestamp_format is not None and not (
+        pd.api.types.is_datetime64_any_dtype(values.dtype)
+        or (pd.api.types.is_numeric_dtype(values.dtype) and not pd.api.types.is_bool_dtype(values))
+    ):
+        parsed = pd.to_datetime(
+            _text(values).astype(object), format=timestamp_format, errors="coerce"
+        )
+        if getattr(parsed.dt, "tz", None) is not None:  # the format carries %z
+            return parsed.dt.tz_convert("UTC").dt.as_unit("us")
+        local = parsed.dt.tz_localize(
+            timezone or "UTC",
+            ambiguous=np.zeros(len(parsed), dtype=bool),
+            nonexistent="shift_forward",
+        )
+        return local.dt.tz_convert("UTC").dt.as_unit("us")
     parsed = _parse_utc(values)
     if timezone in (None, "UTC") or isinstance(values.dtype, pd.DatetimeTZDtype):
         return parsed
@@ -548,6 +567,7 @@ def _convert(
     event_type: str | None,
     nan_rows: dict[str, np.ndarray] | None = None,
     timezone: str | None = None,
+    timestamp_format: str | None = None,
 ) -> tuple[pd.DataFrame, list[_Check]]:
     """The contract columns converted from the source, plus the checks that decide rejects."""
     out = pd.DataFrame(index=raw.index)
@@ -574,7 +594,7 @@ def _convert(
             if values is None:
                 out[name] = pd.Series(pd.NaT, index=raw.index, dtype="datetime64[us, UTC]")
                 continue
-            stamps = _parse_timestamps(values, timezone)
+            stamps = _parse_timestamps(values, timezone, timestamp_format)
             out[name] = stamps
             present = _text(shown).notna()
             if not column.nullable or name == spec.timestamp:
@@ -747,6 +767,7 @@ def import_file(
     settings: Settings,
     event_type: str | None = None,
     timezone: str | None = None,
+    timestamp_format: str | None = None,
     carry: dict[str, str] | None = None,
     land: bool = True,
     progress: Callable[[int], None] | None = None,
@@ -756,8 +777,10 @@ def import_file(
     Contract fields not mapped are taken from a column of the same name when the file has one.
     ``event_type`` sets a constant event type (order lines are all purchases). ``timezone`` is
     the zone of naive timestamps (the shop's wall clock; default UTC); day partitions are UTC
-    days whatever it is. ``carry`` (name -> source column) keeps source columns of the accepted
-    rows in ``report.accepted`` without landing them (item attributes on event rows). With
+    days whatever it is. ``timestamp_format`` (strftime codes) is the one spelling of text
+    timestamps, instead of guessing it. ``carry`` (name -> source column) keeps source columns
+    of the accepted rows in ``report.accepted`` without landing them (item attributes on event
+    rows). With
     ``land=False`` the file is a catalogue of attributes (no timestamp needed): its rows are
     converted and checked, rejects written, and returned in ``report.accepted`` only.
     ``progress`` is called with the row count of each day partition written, then once with the
@@ -796,7 +819,9 @@ def import_file(
     text = _as_text(raw)
     digest = file_digest(path)
 
-    out, checks = _convert(raw, text, spec, sources, event_type, nan_rows, timezone)
+    out, checks = _convert(
+        raw, text, spec, sources, event_type, nan_rows, timezone, timestamp_format
+    )
     kind, full = _reasons(checks, out[spec.key], spec.key)
     file_name = f"{IMPORT_FILE_PREFIX}{digest}.parquet"
     if land:

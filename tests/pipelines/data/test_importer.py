@@ -493,3 +493,17 @@ def test_an_unknown_timezone_is_a_usage_problem(tmp_path: Path, settings: Settin
             order_lines(tmp_path), "events", ORDER_MAPPING, settings=settings,
             event_type="purchase", timezone="Europe/Londn",
         )  # fmt: skip
+
+
+def test_a_timestamp_format_settles_day_first_dates_no_value_reveals(
+    tmp_path: Path, settings: Settings
+) -> None:
+    """Ten days of March 2011: no day above 12, so guessing reads 01/03 as 3 January."""
+    rows = [[str(i), "10", f"{day:02d}/03/2011 10:00", "1", "5.00"] for i, day in enumerate([1, 2])]
+    source = write_csv(
+        tmp_path / "orders.csv", ["customer", "sku", "ordered_at", "qty", "unit_price"], rows
+    )
+    options = {"settings": settings, "event_type": "purchase", "timezone": "Europe/London"}
+    import_file(source, "events", ORDER_MAPPING, timestamp_format="%d/%m/%Y %H:%M", **options)
+    stamps = sorted(read_landed(settings, "events")["event_ts"].astype(str))
+    assert stamps == ["2011-03-01 10:00:00+00:00", "2011-03-02 10:00:00+00:00"]
