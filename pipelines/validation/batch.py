@@ -198,27 +198,35 @@ def volume_band(
     weekday over the trailing ``weeks`` (a Monday against Mondays: a busy Monday after a closed
     weekend is not "twice the usual"). Until ``min_history_days`` such weekdays exist, and
     without ``compare``, it spans the range of the last ``history_days`` trading days (lowest *
-    ``lower_ratio`` to highest * ``upper_ratio``): a week of history holds the same weekday
-    once, so its range already covers the week's rhythm. ``basis`` says which (None: no band).
+    ``lower_ratio`` to highest * ``upper_ratio``), widened by the same weekdays seen in the
+    trailing ``weeks``: the range covers the week's rhythm even right after a closure.
+    ``basis`` says which (None: no band).
     """
     floor = int(volume.get("floor", 0))
     needed = int(volume.get("min_history_days", 3))
     lower_ratio = float(volume.get("lower_ratio") or 0.0)
     upper_ratio = volume.get("upper_ratio")
+    like_days: set[date] = set()
     if volume.get("compare") == "same_weekday":
-        same = [n for d, n in sorted(daily_rows.items()) if d.weekday() == day.weekday()]
-        if len(same) >= needed:
-            median = statistics.median(same)
+        like_days = {d for d in daily_rows if d.weekday() == day.weekday()}
+        if len(like_days) >= needed:
+            median = statistics.median(daily_rows[d] for d in like_days)
             upper = None if upper_ratio is None else int(median * float(upper_ratio)) + 1
             lower = max(floor, int(median * lower_ratio))
-            return lower, upper, f"median of the last {len(same)} {day:%A}s"
+            return lower, upper, f"median of the last {len(like_days)} {day:%A}s"
     recent = date.fromordinal(day.toordinal() - int(volume.get("history_days", 7)))
-    trailing = [n for d, n in sorted(daily_rows.items()) if d >= recent]
+    trailing = {d for d in daily_rows if d >= recent}
     if len(trailing) < needed:
         return floor, None, None
-    lower = max(floor, int(min(trailing) * lower_ratio))
-    upper = None if upper_ratio is None else int(max(trailing) * float(upper_ratio)) + 1
-    return lower, upper, f"range of the last {len(trailing)} trading days"
+    # the same weekdays seen so far belong in the range too: after a holiday closure the last
+    # week may hold no quiet Sunday to compare a quiet Sunday with
+    rows = [daily_rows[d] for d in trailing | like_days]
+    lower = max(floor, int(min(rows) * lower_ratio))
+    upper = None if upper_ratio is None else int(max(rows) * float(upper_ratio)) + 1
+    basis = f"range of the last {len(trailing)} trading days"
+    if like_days - trailing:
+        basis += f" and {len(like_days - trailing)} earlier {day:%A}(s)"
+    return lower, upper, basis
 
 
 def history_window_days(volume: dict[str, Any]) -> int:

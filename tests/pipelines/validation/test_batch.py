@@ -99,3 +99,12 @@ def test_without_history_those_checks_are_skipped_with_a_reason() -> None:
         "volume": "fewer than 3 curated days for a band; only the floor of 1 rows is checked",
     }
     assert prepared.parameters["since"].year == 1970, "the first batch carries everyone"
+
+
+def test_after_a_holiday_closure_a_quiet_sunday_is_compared_with_earlier_sundays() -> None:
+    """Two weeks closed over New Year: the last week holds busy weekdays only."""
+    sunday = date(2011, 1, 9)
+    history = {sunday - timedelta(days=back): 1100 for back in (1, 2, 3, 4, 5)}  # Mon..Sat
+    history.update({date(2010, 12, 19): 480, date(2010, 12, 12): 520})  # Sundays before closing
+    lower, _, basis = volume_band(history, WEEKLY, sunday)
+    assert lower == 240 and "2 earlier Sunday" in (basis or "")
