@@ -8,6 +8,12 @@ building the interaction matrix and fitting (``fit``), and recommending the top 
 who has interacted (``recommend``). ``--evaluate`` also times the whole protocol the train DAG
 runs — temporal split, selection over all candidates on validation, test metrics beside
 popularity and the oracle — and records its metrics. Results go to bench/results/recommender.json.
+
+``--order-lines`` instead times :func:`benchmark_recommenders` (selection under the chosen
+``--protocol``, champion vs popularity vs buy-again vs every family) on an order-line log: the
+``--log FILE`` given (CSV/parquet, e.g. a public shop export) or, without it, a generated one of
+~500k lines / 4k customers / 4k items where customers rebuy staples and explore by taste.
+Results go to bench/results/recommender_benchmark.json.
 """
 
 from __future__ import annotations
@@ -48,7 +54,14 @@ def main() -> None:
     parser.add_argument(
         "--evaluate", action="store_true", help="also time split + selection + test metrics"
     )
+    parser.add_argument("--order-lines", action="store_true", help="time benchmark_recommenders")
+    parser.add_argument("--log", type=Path, default=None, help="order-line log for --order-lines")
+    parser.add_argument("--protocol", default="temporal", choices=("temporal", "random"))
+    parser.add_argument("--test-days", type=int, default=30)
     args = parser.parse_args()
+    if args.order_lines:
+        order_line_benchmark(args)
+        return
 
     from pipelines.models.recommender import (
         CategoryAffinityRecommender,
@@ -115,6 +128,53 @@ def main() -> None:
     result["target"] = "EASE fit <= 60 s and top-k for every user <= 60 s on ~1M events"
     result["meets_target"] = ease["fit_s"] <= 60 and ease["recommend_all_users_s"] <= 60
     record("recommender", result)
+
+
+def synthetic_order_lines(
+    seed: int, customers: int = 4000, items: int = 4000, lines: int = 500_000
+):
+    """A year of purchases: each customer has staples they rebuy and a taste group to explore."""
+    import numpy as np
+    import pandas as pd
+
+    rng = np.random.default_rng(seed)
+    per_customer = rng.multinomial(lines, rng.dirichlet(np.full(customers, 2.0)))
+    user = np.repeat(np.arange(customers), per_customer)
+    group = user % 40
+    staple = rng.random(user.size) < 0.6
+    staples = rng.integers(0, items, size=(customers, 5))
+    explore = group * (items // 40) + rng.zipf(1.6, user.size) % (items // 40)
+    item = np.where(staple, staples[user, rng.integers(0, 5, user.size)], explore)
+    day = rng.integers(0, 365, user.size)
+    return pd.DataFrame(
+        {
+            "user_id": pd.Series(user).map("c{:05d}".format),
+            "item_id": pd.Series(item).map("p{:05d}".format),
+            "event_type": "purchase",
+            "event_ts": pd.Timestamp("2025-01-01", tz="UTC") + pd.to_timedelta(day, unit="D"),
+            "quantity": 1,
+            "price": 5.0,
+        }
+    )
+
+
+def order_line_benchmark(args: argparse.Namespace) -> None:
+    from pipelines.models.interactions import read_interactions
+    from pipelines.models.recommender import benchmark_recommenders
+
+    events = read_interactions(args.log) if args.log else synthetic_order_lines(args.seed)
+    result = benchmark_recommenders(
+        events, protocol=args.protocol, test_days=args.test_days, seed=args.seed, k=args.k
+    )
+    result["source"] = str(args.log) if args.log else "synthetic order lines"
+    result["lines"] = len(events)
+    result["customers"] = int(events["user_id"].nunique())
+    result["items"] = int(events["item_id"].nunique())
+    result["target"] = "benchmark_recommenders well under 120 s on ~500k lines, 2 cores"
+    result["meets_target"] = result["seconds"] < 120
+    result.pop("validation")
+    print(result, flush=True)
+    record("recommender_benchmark", result)
 
 
 if __name__ == "__main__":

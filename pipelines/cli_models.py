@@ -65,7 +65,8 @@ def train(
 ) -> None:
     """Train, register, gate and (if blessed and auto-promotion is on) promote, via the train DAG.
 
-    Propensity snapshots stop 7 days before the window's end, where labels are complete.
+    Propensity snapshots stop PERSONALIZE_PROPENSITY_HORIZON_DAYS (default 7) days before the
+    window's end, where labels are complete.
     """
     from pipelines.models.pipeline import TrainingError, last_feature_day
 
@@ -222,30 +223,113 @@ app.add_typer(recommend_app, name="recommend")
 @recommend_app.command("evaluate")
 def recommend_evaluate(
     train_file: Annotated[
-        Path,
+        Path | None,
         typer.Option(
             "--train", help="Interactions to fit on: user_id, item_id[, weight|rating][, timestamp]"
         ),
-    ],
-    test_file: Annotated[Path, typer.Option("--test", help="Interactions to evaluate against.")],
+    ] = None,
+    test_file: Annotated[
+        Path | None, typer.Option("--test", help="Interactions to evaluate against.")
+    ] = None,
+    events_file: Annotated[
+        Path | None,
+        typer.Option("--events", help="One interaction log to split by --protocol (not --train)."),
+    ] = None,
+    protocol: Annotated[
+        str,
+        typer.Option(
+            "--protocol",
+            help="temporal: the last --test-days are test; random: a random --test-fraction of "
+            "each user's rows. Selection validates the same way.",
+        ),
+    ] = "temporal",
+    test_days: Annotated[int, typer.Option("--test-days", help="Temporal test days.")] = 30,
+    valid_days: Annotated[
+        int | None, typer.Option("--valid-days", help="Temporal validation days (default: same).")
+    ] = None,
+    test_fraction: Annotated[
+        float, typer.Option("--test-fraction", help="Random: share of each user's rows.")
+    ] = 0.25,
+    seed: Annotated[int, typer.Option("--seed", help="Seed of random splits and samples.")] = 0,
+    exclude_seen: Annotated[
+        str,
+        typer.Option(
+            "--exclude-seen",
+            help="auto (decide by validation), true (never recommend a user's own items), false.",
+        ),
+    ] = "auto",
     k: Annotated[int, typer.Option("--k", help="List length.")] = 10,
     out: Annotated[
-        Path | None, typer.Option("--out", help="Write user_id, item_id, rank, score here.")
+        Path | None,
+        typer.Option("--out", help="Write user_id, item_id, rank, score: k rows per test user."),
     ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the full result as JSON.")] = False,
 ) -> None:
-    """Fit on any interaction log and print metrics@k beside the popularity baseline as JSON."""
+    """Fit on any interaction log; print test metrics@k of the validated winner beside
+    popularity and buy-again, and which candidate won validation."""
     from pipelines.models.interactions import InteractionsError
-    from pipelines.models.recommender import evaluate_files
+    from pipelines.models.recommender import PROTOCOLS, evaluate_files, parse_exclude_seen
 
-    for option, path in (("--train", train_file), ("--test", test_file)):
-        if not path.exists():
+    if events_file is None and (train_file is None or test_file is None):
+        raise _usage_error("give --events FILE, or both --train FILE and --test FILE")
+    if events_file is not None and (train_file is not None or test_file is not None):
+        raise _usage_error("give either --events or --train/--test, not both")
+    if protocol not in PROTOCOLS:
+        raise _usage_error(f"--protocol {protocol!r}: expected one of {', '.join(PROTOCOLS)}")
+    try:
+        setting = parse_exclude_seen(exclude_seen)
+    except ValueError as problem:
+        raise _usage_error(f"--exclude-seen: {problem}") from None
+    for option, path in (("--train", train_file), ("--test", test_file), ("--events", events_file)):
+        if path is not None and not path.exists():
             raise _usage_error(f"{option} {path}: no such file")
     try:
-        result = evaluate_files(train_file, test_file, k=k, out=out)
+        result = evaluate_files(
+            train_file,
+            test_file,
+            k=k,
+            out=out,
+            seed=seed,
+            events_path=events_file,
+            protocol=protocol,
+            test_days=test_days,
+            valid_days=valid_days,
+            test_fraction=test_fraction,
+            exclude_seen=setting,
+        )
     except (InteractionsError, ValueError) as problem:
         err_console.print(f"[red]{problem}[/]")
         raise typer.Exit(EXIT_DATA) from None
-    console.print_json(json.dumps(result, default=str))
+    if as_json:
+        console.print_json(json.dumps(result, default=str))
+        return
+    _print_evaluation(result, k)
+
+
+def _print_evaluation(result: dict, k: int) -> None:
+    """The test metrics table (winner, popularity, buy-again, ...) and the validation winner."""
+    metrics = result["test_metrics"]
+    names = [result["model"], *(n for n in ("popularity", "buy_again") if n != result["model"])]
+    names += [n for n in metrics if n not in names]
+    columns = [f"recall_at_{k}", f"ndcg_at_{k}"]
+    columns += [c for c in ("recall_at_10", "ndcg_at_10") if c not in columns]
+    table = Table(title=f"test, {result['users']} users ({result['split']})")
+    table.add_column("model")
+    for column in columns:
+        table.add_column(column.replace("_at_", "@"), justify="right")
+    for name in names:
+        label = f"{name} (winner)" if name == result["model"] else name
+        table.add_row(label, *(_number(metrics[name].get(c)) for c in columns))
+    console.print(table)
+    console.print(f"validation winner: {result['winner']}", highlight=False, markup=False)
+    console.print(
+        f"seen items: {'excluded' if result['exclude_seen'] else 'allowed'} "
+        f"(setting {result['selection']['exclude_seen_setting']}); truth: {result['truth']}",
+        highlight=False,
+        markup=False,
+    )
+    if "out" in result:
+        console.print(f"wrote {result['out']} ({result['out_users']} users x {k})")
 
 
 @recommend_app.command("batch")

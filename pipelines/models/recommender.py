@@ -31,23 +31,31 @@ Cold start is the same for all of them (the *hybrid* part):
 * a **new user** (no training history) gets popularity — their segment's popularity when a
   ``segments`` mapping user -> segment is given and the segment has enough users.
 
-Items the user interacted with in training are left out of their list unless
-``exclude_seen=False`` (repeat purchases: groceries, pet food).
+Whether the user's own training items may appear in their list is each model's
+``exclude_seen`` parameter (default True; :class:`BuyAgainRecommender` — the user's own items by
+frequency and recency — and :class:`BlendRecommender` — ``base + w x buy-again`` — default
+False). Selection decides it by validation when asked for ``"auto"`` (see the protocol note
+above :func:`holdout_truth`, and docs/recommender.md). Lists are always filled to ``k`` from the
+user's segment popularity (or the shop's) when a model scores fewer items.
 
 The interaction matrix sums event weights (view 1 < cart 3 < purchase 5) decayed with a
 half-life; the collaborative models then take ``log1p`` of each cell (``transform``), because
 ten views of one item say "interested", not "ten times as interested" — on the synthetic shop
 that alone lifts EASE's test NDCG@10 from ~0.115 to ~0.16.
 
-:func:`select_recommender` picks the model (and EASE's ``l2``) by validation NDCG@10;
-:func:`split_interactions` cuts events into train / validation / test days with exclude-seen
-relevance; :func:`evaluate_events` and :func:`evaluate_files` run the whole protocol, and
-:class:`OracleRecommender` ranks by the synthetic shop's true interests for an upper bound.
+:func:`select_recommender` picks the model, EASE's ``l2``, the decay half-life (None: no
+decay), the blend weight and ``exclude_seen`` by validation NDCG@10;
+:func:`split_events` cuts events by time (:func:`split_interactions`) or at random per user
+(:func:`random_split_interactions`) — selection validates with the protocol the test uses;
+:func:`evaluate_events`, :func:`evaluate_files` and :func:`benchmark_recommenders` run the whole
+protocol beside popularity and buy-again, and :class:`OracleRecommender` ranks by the synthetic
+shop's true interests for an upper bound.
 """
 
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date
@@ -64,12 +72,15 @@ from pipelines.models.interactions import (
     DEFAULT_WEIGHTS,
     Interactions,
     interaction_matrix,
+    interaction_strength,
     normalize_interactions,
     read_interactions,
 )
 from pipelines.models.ranking import ranking_metrics
 
 __all__ = [
+    "BlendRecommender",
+    "BuyAgainRecommender",
     "CategoryAffinityRecommender",
     "EASERecommender",
     "Evaluation",
@@ -79,13 +90,20 @@ __all__ = [
     "Recommender",
     "Selection",
     "TemporalSplit",
+    "benchmark_recommenders",
+    "blend_scores",
     "default_candidates",
     "evaluate_events",
     "evaluate_files",
+    "evaluate_split",
+    "holdout_truth",
     "interaction_matrix",
     "novel_truth",
+    "parse_exclude_seen",
+    "random_split_interactions",
     "select_recommender",
     "shop_item_truth",
+    "split_events",
     "split_interactions",
     "write_recommendations",
 ]
@@ -118,6 +136,9 @@ class Recommender(BaseEstimator):
     half_life_days: float | None
     transform: str | None
     cold_items: bool
+    # whether the user's own training items are left out of their list; a constructor parameter
+    # of every model (this default serves models pickled before it existed)
+    exclude_seen: bool = True
 
     # -- fitting
 
@@ -146,6 +167,14 @@ class Recommender(BaseEstimator):
         if data.n_interactions == 0:
             raise ValueError("no interactions to learn from (empty data or all weights zero)")
         X = data.matrix.tocsr().astype(np.float64)
+        if self.half_life_days is not None and not isinstance(interactions, Interactions):
+            # decay re-weights, it does not shrink: rescale to the undecayed total so that
+            # l2, shrink and log1p mean the same at every half-life (otherwise a short
+            # half-life would also act as a much stronger regularisation)
+            undecayed = interaction_strength(interactions, weights=self.weights).sum()
+            decayed = X.sum()
+            if decayed > 0 and undecayed > 0:
+                X = X * (undecayed / decayed)
         if self.transform == "log1p":
             X.data = np.log1p(X.data)
         elif self.transform == "binary":
@@ -260,20 +289,50 @@ class Recommender(BaseEstimator):
         return scores[:, positions]
 
     def recommend(
-        self, user_ids: Iterable[str], k: int = 10, exclude_seen: bool = True
+        self, user_ids: Iterable[str], k: int = 10, exclude_seen: bool | None = None
     ) -> pd.DataFrame:
         """The top ``k`` items per user, best first: ``user_id, item_id, rank, score``.
 
-        ``exclude_seen`` drops items the user interacted with in training; turn it off where
-        people buy the same things again. A user gets fewer than ``k`` rows only when fewer
-        items can be scored.
+        ``exclude_seen`` drops items the user interacted with in training (default: the model's
+        own ``exclude_seen`` setting); turn it off where people buy the same things again.
+        Every user gets ``k`` rows whenever the catalogue (minus excluded items) holds ``k``:
+        when the model scores fewer, the list is filled from the user's segment popularity
+        (or the shop's), ranked below everything the model scored.
         """
         check_is_fitted(self, "catalogue_")
         if k < 1:
             raise ValueError(f"k must be at least 1, got {k}")
+        if exclude_seen is None:
+            exclude_seen = bool(getattr(self, "exclude_seen", True))
         users = pd.Index(pd.unique(np.array([str(u) for u in user_ids], dtype=object)))
         seen = self._seen_matrix() if exclude_seen else None
-        return _top_k(self._catalogue_scores, users, self.catalogue_, k, seen, self.user_ids_)
+        return _top_k(self._filled_scores, users, self.catalogue_, k, seen, self.user_ids_)
+
+    def _fallback_scores(self, users: pd.Index) -> np.ndarray:
+        """Segment (or shop) popularity over ``catalogue_``, 0 for items nobody touched."""
+        out = np.zeros((users.size, self.catalogue_.size))
+        n_known = self.popularity_.size
+        for position, user in enumerate(users):
+            segment = self.segment_of_user_.get(user)
+            out[position, :n_known] = self.segment_popularity_.get(segment, self.popularity_)
+        return out
+
+    def _filled_scores(self, users: pd.Index) -> np.ndarray:
+        """``_catalogue_scores`` with every unscored item given a popularity-ordered score
+        below the user's lowest real score, so lists reach ``k`` whatever the model knows."""
+        scores = self._catalogue_scores(users)
+        missing = ~np.isfinite(scores)
+        if not missing.any():
+            return scores
+        rows = np.flatnonzero(missing.any(axis=1))
+        fill = self._fallback_scores(users[rows])
+        fill = fill / (np.abs(fill).max(axis=1, keepdims=True) + 1.0)  # into [0, 1)
+        part = scores[rows]
+        finite = np.isfinite(part)
+        low = np.where(finite, part, np.inf).min(axis=1, keepdims=True)
+        low = np.where(np.isfinite(low), low, 0.0)
+        scores[rows] = np.where(finite, part, low - 2.0 + fill)
+        return scores
 
     def _seen_matrix(self) -> sparse.csr_matrix:
         seen = self.X_.copy()
@@ -387,11 +446,13 @@ class PopularityRecommender(Recommender):
         half_life_days: float | None = DEFAULT_HALF_LIFE_DAYS,
         transform: str | None = None,
         cold_items: bool = True,
+        exclude_seen: bool = True,
     ) -> None:
         self.weights = weights
         self.half_life_days = half_life_days
         self.transform = transform
         self.cold_items = cold_items
+        self.exclude_seen = exclude_seen
 
     def _fit_model(self, X: sparse.csr_matrix, items: pd.DataFrame | None) -> None:
         pass
@@ -420,6 +481,7 @@ class CategoryAffinityRecommender(Recommender):
         half_life_days: float | None = DEFAULT_HALF_LIFE_DAYS,
         transform: str | None = "log1p",
         cold_items: bool = True,
+        exclude_seen: bool = True,
     ) -> None:
         self.attribute = attribute
         self.prior_strength = prior_strength
@@ -427,6 +489,7 @@ class CategoryAffinityRecommender(Recommender):
         self.half_life_days = half_life_days
         self.transform = transform
         self.cold_items = cold_items
+        self.exclude_seen = exclude_seen
 
     def _fit_model(self, X: sparse.csr_matrix, items: pd.DataFrame | None) -> None:
         if not self.prior_strength >= 0:
@@ -488,6 +551,7 @@ class ItemKNNRecommender(Recommender):
         half_life_days: float | None = DEFAULT_HALF_LIFE_DAYS,
         transform: str | None = "log1p",
         cold_items: bool = True,
+        exclude_seen: bool = True,
     ) -> None:
         self.n_neighbors = n_neighbors
         self.shrink = shrink
@@ -496,6 +560,7 @@ class ItemKNNRecommender(Recommender):
         self.half_life_days = half_life_days
         self.transform = transform
         self.cold_items = cold_items
+        self.exclude_seen = exclude_seen
 
     def _fit_model(self, X: sparse.csr_matrix, items: pd.DataFrame | None) -> None:
         if self.n_neighbors is not None and self.n_neighbors < 1:
@@ -538,6 +603,7 @@ class EASERecommender(Recommender):
         half_life_days: float | None = DEFAULT_HALF_LIFE_DAYS,
         transform: str | None = "log1p",
         cold_items: bool = True,
+        exclude_seen: bool = True,
     ) -> None:
         self.l2 = l2
         self.max_items = max_items
@@ -545,6 +611,7 @@ class EASERecommender(Recommender):
         self.half_life_days = half_life_days
         self.transform = transform
         self.cold_items = cold_items
+        self.exclude_seen = exclude_seen
 
     def _fit_model(self, X: sparse.csr_matrix, items: pd.DataFrame | None) -> None:
         from scipy.linalg import inv
@@ -562,6 +629,148 @@ class EASERecommender(Recommender):
 
     def _score_rows(self, rows: sparse.csr_matrix) -> np.ndarray:
         return np.asarray(rows[:, self.model_items_] @ self.coef_)
+
+
+TIE_BREAK = 1e-6  # popularity's share of a buy-again score: orders the items a user never had
+
+
+class BuyAgainRecommender(Recommender):
+    """Buy it again: the user's own items, by how often and how recently they had them.
+
+    Score = the user's (time-decayed, ``transform``-ed) strength of each item divided by their
+    strongest one, so the most-bought-lately item scores 1; items the user never had score only
+    a tiny popularity tie-break, so the list continues with bestsellers. It never excludes seen
+    items by default — excluding them would leave plain popularity. On a shop where most
+    purchases are repeats (groceries, pet food, office supplies) it is the baseline to beat; on
+    one where nobody rebuys it is popularity in disguise.
+    """
+
+    def __init__(
+        self,
+        *,
+        weights: Mapping[str, float] | None = None,
+        half_life_days: float | None = DEFAULT_HALF_LIFE_DAYS,
+        transform: str | None = None,
+        cold_items: bool = False,
+        exclude_seen: bool = False,
+    ) -> None:
+        self.weights = weights
+        self.half_life_days = half_life_days
+        self.transform = transform
+        self.cold_items = cold_items
+        self.exclude_seen = exclude_seen
+
+    def _fit_model(self, X: sparse.csr_matrix, items: pd.DataFrame | None) -> None:
+        top = self.popularity_.max() if self.popularity_.size else 0.0
+        self.tie_break_ = TIE_BREAK * self.popularity_ / (top if top > 0 else 1.0)
+
+    def own_scores(self, users: pd.Index) -> np.ndarray:
+        """Users x ``catalogue_``: each user's strength per item over their strongest, 0 where
+        they never had the item or are unknown."""
+        check_is_fitted(self, "catalogue_")
+        out = np.zeros((users.size, self.catalogue_.size))
+        rows = self.user_ids_.get_indexer(users)
+        known = np.flatnonzero(rows >= 0)
+        if known.size:
+            own = self.X_[rows[known]].tocsr()
+            peak = own.max(axis=1).toarray().ravel()
+            scaled = sparse.diags(1.0 / np.where(peak > 0, peak, 1.0)) @ own
+            out[known, : own.shape[1]] = scaled.toarray()
+        return out
+
+    def _score_rows(self, rows: sparse.csr_matrix) -> np.ndarray:
+        peak = rows.max(axis=1).toarray()
+        own = rows.toarray() / np.where(peak > 0, peak, 1.0)
+        return own + self.tie_break_[None, :]
+
+
+def _per_user_scaled(scores: np.ndarray) -> np.ndarray:
+    """Each row divided by its largest finite absolute value (rows of zeros stay zero)."""
+    finite = np.isfinite(scores)
+    peak = np.where(finite, np.abs(scores), 0.0).max(axis=1, keepdims=True)
+    return scores / np.where(peak > 0, peak, 1.0)
+
+
+def blend_scores(
+    base: Recommender, repeat: BuyAgainRecommender, users: pd.Index, repeat_weight: float
+) -> np.ndarray:
+    """``base`` scores scaled per user to a top of 1, plus ``repeat_weight`` x the user's own
+    (buy-again) scores, over ``base.catalogue_``. Both models must be fitted on the same data."""
+    collaborative = _per_user_scaled(base._catalogue_scores(users))
+    own = repeat.own_scores(users)
+    if repeat.catalogue_.size != base.catalogue_.size or not repeat.catalogue_.equals(
+        base.catalogue_
+    ):
+        positions = repeat.catalogue_.get_indexer(base.catalogue_)
+        own = np.where(positions >= 0, own[:, np.maximum(positions, 0)], 0.0)
+    return collaborative + repeat_weight * own
+
+
+class BlendRecommender(Recommender):
+    """The customer's own history blended with a collaborative model: ``base + w x buy-again``.
+
+    ``base`` (default :class:`EASERecommender`) says what people like this user want;
+    ``repeat`` (default :class:`BuyAgainRecommender`) what this user keeps buying. Each is
+    scaled per user to a top score of 1 and summed with ``repeat_weight`` on the repeat part:
+    ``w`` small re-ranks the collaborative list towards the user's staples, ``w`` large puts
+    the staples first and fills the rest collaboratively. Seen items are eligible by default
+    (the point of the blend); new users get the base's popularity.
+    """
+
+    def __init__(
+        self,
+        *,
+        base: Recommender | None = None,
+        repeat: BuyAgainRecommender | None = None,
+        repeat_weight: float = 1.0,
+        exclude_seen: bool = False,
+    ) -> None:
+        self.base = base
+        self.repeat = repeat
+        self.repeat_weight = repeat_weight
+        self.exclude_seen = exclude_seen
+
+    def fit(
+        self,
+        interactions: pd.DataFrame | Interactions,
+        *,
+        items: pd.DataFrame | None = None,
+        segments: Mapping[str, object] | pd.Series | None = None,
+    ) -> BlendRecommender:
+        """Fit the base and the repeat model on the same interactions."""
+        if not self.repeat_weight >= 0:
+            raise ValueError(f"repeat_weight must be non-negative, got {self.repeat_weight}")
+        base = EASERecommender() if self.base is None else self.base
+        repeat = BuyAgainRecommender() if self.repeat is None else self.repeat
+        if not isinstance(repeat, BuyAgainRecommender):
+            raise ValueError(f"repeat must be a BuyAgainRecommender, got {type(repeat).__name__}")
+        return self._adopt(
+            clone(base).fit(interactions, items=items, segments=segments),
+            clone(repeat).fit(interactions, items=items, segments=segments),
+        )
+
+    def _adopt(self, base: Recommender, repeat: BuyAgainRecommender) -> BlendRecommender:
+        """Use already fitted ``base`` and ``repeat`` models (selection tries several weights
+        without refitting)."""
+        self.base_ = base
+        self.repeat_ = repeat
+        for name in (
+            "user_ids_",
+            "item_ids_",
+            "X_",
+            "popularity_",
+            "catalogue_",
+            "segment_of_user_",
+            "segment_popularity_",
+        ):
+            setattr(self, name, getattr(self.base_, name))
+        return self
+
+    def _catalogue_scores(self, users: pd.Index) -> np.ndarray:
+        return blend_scores(self.base_, self.repeat_, users, self.repeat_weight)
+
+    def _score_rows(self, rows: sparse.csr_matrix) -> np.ndarray:  # pragma: no cover - unused
+        raise NotImplementedError
 
 
 # ---- the synthetic shop's truth: the best achievable ranking ---------------------------------
@@ -631,6 +840,7 @@ class OracleRecommender(Recommender):
         half_life_days: float | None = None,
         transform: str | None = None,
         cold_items: bool = False,
+        exclude_seen: bool = True,
     ) -> None:
         self.truth_dir = truth_dir
         self.as_of = as_of
@@ -638,6 +848,7 @@ class OracleRecommender(Recommender):
         self.half_life_days = half_life_days
         self.transform = transform
         self.cold_items = cold_items
+        self.exclude_seen = exclude_seen
 
     def fit(
         self,
@@ -694,15 +905,52 @@ class OracleRecommender(Recommender):
 
 
 # ---- splitting, selection, evaluation ------------------------------------------------------
+#
+# The protocol, in one place (docs/recommender.md says the same for users):
+#
+# * the split is temporal (the last ``test_days`` are test, the ``valid_days`` before them
+#   validation) or random per user (each user with two or more interactions keeps a random
+#   ``test_fraction`` of their rows for test, and as much again of the rest for validation —
+#   the Microsoft Recommenders protocol); selection validates with the same protocol the test
+#   uses, so a decay that a random split punishes is not chosen under it;
+# * the truth of a period is what each user interacted with in it. With ``exclude_seen=True``
+#   it is novel-only (items the user had not touched before the period): recommending what
+#   someone already looked at is then neither allowed nor rewarded. With ``exclude_seen=False``
+#   or ``"auto"`` it is *every* relevant interaction of the period, repeats included, so that
+#   a model excluding seen items and one allowing them are judged on the same truth — the
+#   excluding one simply cannot hit a repeat, exactly as a customer would notice;
+# * ``"auto"`` tries every candidate both ways on validation and keeps the better; ties go to
+#   excluding seen items (the older, safer behaviour).
+
+EXCLUDE_SEEN_CHOICES: tuple[str, ...] = ("auto", "true", "false")
+DEFAULT_BLEND_WEIGHTS: tuple[float, ...] = (0.1, 0.3, 1.0, 3.0)
+PROTOCOLS: tuple[str, ...] = ("temporal", "random")
+BASELINE_FAMILIES: tuple[str, ...] = ("popularity", "buy_again")
+
+
+def parse_exclude_seen(value: str | bool) -> str | bool:
+    """``"auto"``, ``True`` or ``False`` from a bool or text (auto / true / false / 1 / 0 ...)."""
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text == "auto":
+        return "auto"
+    if text in ("true", "1", "yes", "on"):
+        return True
+    if text in ("false", "0", "no", "off"):
+        return False
+    raise ValueError(f"exclude_seen must be auto, true or false, got {value!r}")
 
 
 @dataclass(frozen=True)
 class TemporalSplit:
-    """Interactions cut by day: train, then validation days, then test days (the last ones).
+    """Interactions cut into train, validation and test — by day (``protocol="temporal"``, the
+    last days are test) or at random per user (``protocol="random"``).
 
-    ``valid_truth`` / ``test_truth`` hold, per user, the items they interacted with in that
-    period and *not* before it (``user_id, item_id, relevance`` = strongest event weight), the
-    exclude-seen protocol: recommending what someone already looked at is easy and useless.
+    ``valid_truth`` / ``test_truth`` hold ``user_id, item_id, relevance`` (strongest event
+    weight) of each period: novel-only (items not touched before the period) unless
+    ``include_seen``, when repeats count too (see :func:`holdout_truth`).
+    ``valid_start`` / ``test_start`` are the periods' first instants (None for a random split).
     """
 
     train: pd.DataFrame
@@ -710,29 +958,32 @@ class TemporalSplit:
     test: pd.DataFrame
     valid_truth: pd.DataFrame
     test_truth: pd.DataFrame
-    valid_start: pd.Timestamp
-    test_start: pd.Timestamp
+    valid_start: pd.Timestamp | None
+    test_start: pd.Timestamp | None
+    protocol: str = "temporal"
+    include_seen: bool = False
+    description: str = ""
 
     @property
     def train_and_valid(self) -> pd.DataFrame:
         return pd.concat([self.train, self.valid], ignore_index=True)
 
 
-def novel_truth(
+Split = TemporalSplit
+
+
+def holdout_truth(
     before: pd.DataFrame,
     period: pd.DataFrame,
     *,
+    include_seen: bool = False,
     weights: Mapping[str, float] | None = None,
     relevant_events: Iterable[str] | None = None,
 ) -> pd.DataFrame:
-    """``user_id, item_id, relevance``: what each user touched in ``period`` but not ``before``.
-
-    Relevance is any interaction by default (a view is the shop's clearest sign of interest,
-    and in the synthetic shop exactly what the true interests drive); ``relevant_events``
-    narrows it, e.g. to ``("add_to_cart", "purchase")``.
-    """
+    """``user_id, item_id, relevance`` of ``period``: every relevant interaction when
+    ``include_seen`` (repeat purchases count), else only items new to the user
+    (:func:`novel_truth`)."""
     period = normalize_interactions(period)
-    before = normalize_interactions(before)
     weights = DEFAULT_WEIGHTS if weights is None else weights
     if relevant_events is not None and "event_type" in period.columns:
         period = period[period["event_type"].isin(set(relevant_events))]
@@ -749,9 +1000,30 @@ def novel_truth(
         .max()
     )
     truth = truth[truth["relevance"] > 0]
+    if include_seen:
+        return truth.reset_index(drop=True)
+    before = normalize_interactions(before)
     seen = pd.MultiIndex.from_frame(before[["user_id", "item_id"]].drop_duplicates())
     novel = ~pd.MultiIndex.from_frame(truth[["user_id", "item_id"]]).isin(seen)
     return truth[novel].reset_index(drop=True)
+
+
+def novel_truth(
+    before: pd.DataFrame,
+    period: pd.DataFrame,
+    *,
+    weights: Mapping[str, float] | None = None,
+    relevant_events: Iterable[str] | None = None,
+) -> pd.DataFrame:
+    """``user_id, item_id, relevance``: what each user touched in ``period`` but not ``before``.
+
+    Relevance is any interaction by default (a view is the shop's clearest sign of interest,
+    and in the synthetic shop exactly what the true interests drive); ``relevant_events``
+    narrows it, e.g. to ``("add_to_cart", "purchase")``.
+    """
+    return holdout_truth(
+        before, period, include_seen=False, weights=weights, relevant_events=relevant_events
+    )
 
 
 def split_interactions(
@@ -761,11 +1033,13 @@ def split_interactions(
     *,
     relevant_events: Iterable[str] | None = None,
     weights: Mapping[str, float] | None = None,
+    include_seen: bool = False,
 ) -> TemporalSplit:
     """The last ``test_days`` UTC days are test, the ``valid_days`` before them validation.
 
-    Test relevance excludes what the user touched in train *or* validation (the final model
-    learns from both); validation relevance excludes train only.
+    Novel-only test relevance excludes what the user touched in train *or* validation (the
+    final model learns from both); validation relevance excludes train only. With
+    ``include_seen`` every relevant interaction of the period is truth.
     """
     if valid_days < 0 or test_days < 1:
         raise ValueError(
@@ -787,33 +1061,139 @@ def split_interactions(
     train = frame[stamps < valid_start].reset_index(drop=True)
     valid = frame[(stamps >= valid_start) & (stamps < test_start)].reset_index(drop=True)
     test = frame[stamps >= test_start].reset_index(drop=True)
-    options = {"weights": weights, "relevant_events": relevant_events}
+    options = {"weights": weights, "relevant_events": relevant_events, "include_seen": include_seen}
     return TemporalSplit(
         train=train,
         valid=valid,
         test=test,
-        valid_truth=novel_truth(train, valid, **options),
-        test_truth=novel_truth(pd.concat([train, valid]), test, **options),
+        valid_truth=holdout_truth(train, valid, **options),
+        test_truth=holdout_truth(pd.concat([train, valid]), test, **options),
         valid_start=valid_start,
         test_start=test_start,
+        protocol="temporal",
+        include_seen=include_seen,
+        description=f"temporal: test from {test_start.date()} ({test_days} days), "
+        f"validation from {valid_start.date()} ({valid_days} days)",
     )
+
+
+def _held_per_user(users: pd.Series, fraction: float, rng: np.random.Generator) -> np.ndarray:
+    """Mask of rows held out: a random ``fraction`` of each user's rows (rounded, at least one,
+    never all), for users with two or more rows."""
+    codes, _ = pd.factorize(users)
+    counts = np.bincount(codes)
+    order = np.lexsort((rng.random(codes.size), codes))
+    starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
+    rank = np.empty(codes.size, dtype=np.int64)
+    rank[order] = np.arange(codes.size) - starts[codes[order]]
+    n_hold = np.where(counts >= 2, np.clip(np.rint(fraction * counts), 1, counts - 1), 0)
+    return rank < n_hold[codes]
+
+
+def random_split_interactions(
+    events: pd.DataFrame,
+    test_fraction: float = 0.25,
+    *,
+    valid_fraction: float | None = None,
+    seed: int = 0,
+    relevant_events: Iterable[str] | None = None,
+    weights: Mapping[str, float] | None = None,
+    include_seen: bool = False,
+) -> TemporalSplit:
+    """Random per-user holdout: each user with two or more interactions keeps ``test_fraction``
+    of their rows (drawn with ``seed``) for test; validation is ``valid_fraction`` (default the
+    same fraction) of each user's remaining rows. Timestamps, if any, are kept but carry no
+    meaning for the split, so a decay half-life has to earn its place on validation."""
+    if not 0 < test_fraction < 1:
+        raise ValueError(f"test_fraction must be in (0, 1), got {test_fraction}")
+    valid_fraction = test_fraction if valid_fraction is None else valid_fraction
+    if not 0 < valid_fraction < 1:
+        raise ValueError(f"valid_fraction must be in (0, 1), got {valid_fraction}")
+    frame = normalize_interactions(events)
+    rng = np.random.default_rng(seed)
+    held = _held_per_user(frame["user_id"], test_fraction, rng)
+    rest, test = frame[~held].reset_index(drop=True), frame[held].reset_index(drop=True)
+    in_valid = _held_per_user(rest["user_id"], valid_fraction, rng)
+    train, valid = rest[~in_valid].reset_index(drop=True), rest[in_valid].reset_index(drop=True)
+    if test.empty or valid.empty:
+        raise ValueError("a random per-user split needs users with at least two interactions")
+    options = {"weights": weights, "relevant_events": relevant_events, "include_seen": include_seen}
+    return TemporalSplit(
+        train=train,
+        valid=valid,
+        test=test,
+        valid_truth=holdout_truth(train, valid, **options),
+        test_truth=holdout_truth(rest, test, **options),
+        valid_start=None,
+        test_start=None,
+        protocol="random",
+        include_seen=include_seen,
+        description=f"random per user: test {test_fraction:.0%}, validation "
+        f"{valid_fraction:.0%} of the rest (seed {seed})",
+    )
+
+
+def split_events(
+    events: pd.DataFrame,
+    *,
+    protocol: str = "temporal",
+    test_days: int = 7,
+    valid_days: int | None = None,
+    test_fraction: float = 0.25,
+    seed: int = 0,
+    include_seen: bool = False,
+    relevant_events: Iterable[str] | None = None,
+) -> TemporalSplit:
+    """:func:`split_interactions` (``valid_days`` defaults to ``test_days``) or
+    :func:`random_split_interactions`, by ``protocol``."""
+    if protocol == "temporal":
+        return split_interactions(
+            events,
+            valid_days=test_days if valid_days is None else valid_days,
+            test_days=test_days,
+            relevant_events=relevant_events,
+            include_seen=include_seen,
+        )
+    if protocol == "random":
+        return random_split_interactions(
+            events,
+            test_fraction,
+            seed=seed,
+            relevant_events=relevant_events,
+            include_seen=include_seen,
+        )
+    raise ValueError(f"protocol must be one of {PROTOCOLS}, got {protocol!r}")
 
 
 @dataclass
 class Selection:
-    """The chosen model (refitted on train + validation), and what every candidate scored."""
+    """The chosen model (refitted on train + validation), and what every candidate scored.
+
+    ``label`` is the winning candidate (``name`` its family), ``exclude_seen`` the resolved
+    setting (``exclude_seen_setting`` what was asked: auto / true / false), ``family_best`` the
+    best validated candidate of every family and ``estimators`` their unfitted estimators.
+    """
 
     model: Recommender
     name: str
     params: dict[str, Any]
     scores: dict[str, float]  # candidate label -> validation NDCG@10
     metric: str = SELECTION_METRIC
+    label: str = ""
+    exclude_seen: bool = True
+    exclude_seen_setting: str = "true"
+    family_best: dict[str, str] = field(default_factory=dict)
+    estimators: dict[str, Recommender] = field(default_factory=dict, repr=False)
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "name": self.name,
+            "winner": self.label or self.name,
             "params": self.params,
             "metric": self.metric,
+            "exclude_seen": self.exclude_seen,
+            "exclude_seen_setting": self.exclude_seen_setting,
+            "family_best": self.family_best,
             "validation": self.scores,
         }
 
@@ -822,7 +1202,10 @@ def default_candidates(
     items: pd.DataFrame | None = None, l2_grid: Sequence[float] = DEFAULT_L2_GRID
 ) -> dict[str, Recommender]:
     """Popularity, item-kNN, EASE over ``l2_grid`` and — when ``items`` has a category —
-    category affinity, keyed by a readable label, simplest first (ties go to the simpler)."""
+    category affinity, keyed by a readable label, simplest first (ties go to the simpler).
+
+    :func:`select_recommender` adds buy-again and the blends itself when seen items may be
+    recommended."""
     candidates: dict[str, Recommender] = {
         "popularity": PopularityRecommender(),
         "item_knn": ItemKNNRecommender(),
@@ -835,8 +1218,17 @@ def default_candidates(
 
 
 def label_family(label: str) -> str:
-    """``"ease(l2=50)"`` -> ``"ease"``: the kind of model a candidate label names."""
-    return label.split("(", 1)[0]
+    """``"ease(l2=50) half_life_days=7"`` -> ``"ease"``: the kind of model a label names."""
+    match = re.match(r"[A-Za-z_]+", label)
+    return match.group(0) if match else label
+
+
+def _best(scores: Mapping[str, float], labels: Iterable[str] | None = None) -> str | None:
+    order = list(scores)
+    pool = [label for label in (order if labels is None else labels) if label in scores]
+    if not pool:
+        return None
+    return max(pool, key=lambda label: (scores[label], -order.index(label)))
 
 
 def select_recommender(
@@ -852,23 +1244,39 @@ def select_recommender(
     valid_truth: pd.DataFrame | None = None,
     max_valid_users: int = 5000,
     refit: bool = True,
+    exclude_seen: str | bool = "auto",
+    blend_weights: Sequence[float] = DEFAULT_BLEND_WEIGHTS,
+    repeat_candidates: bool = True,
 ) -> Selection:
     """Fit every candidate on ``train``, keep the best validation NDCG@k, refit on both.
 
-    Two stages: the candidates (:func:`default_candidates` unless given) compete as they are,
-    then the winner is tried with each time-decay half-life of ``half_life_grid`` (when the
-    data has timestamps) — a research dataset spanning twenty years wants no decay, a shop
-    whose tastes move wants a short one. Validation users are those with new items in
-    ``valid`` (``valid_truth``, by default :func:`novel_truth`); above ``max_valid_users`` a
-    sample drawn with ``seed`` is used, so selection stays fast on big shops and repeats exactly
-    with the same seed. Ties go to the earlier (simpler) candidate.
+    Stages, each judged on the same validation users and truth:
+
+    1. the candidates (:func:`default_candidates` unless given) as they are;
+    2. the winner with each time-decay half-life of ``half_life_grid`` (``None``: no decay) when
+       the data has timestamps — a random split or a twenty-year research log wants none, a
+       shop whose tastes move a short one; when EASE wins with a new half-life, its other
+       ``l2`` values are tried again at that half-life;
+    3. when seen items may be recommended (``exclude_seen`` false or auto, and
+       ``repeat_candidates``): buy-again over the half-life grid, then blends of the best
+       personalised model with the best buy-again at each of ``blend_weights``.
+
+    ``exclude_seen="auto"`` scores every candidate both with and without the user's own items
+    and keeps the better (ties: excluded); validation truth then holds every relevant
+    interaction (:func:`holdout_truth` with ``include_seen``), novel items only when
+    ``exclude_seen=True``. Above ``max_valid_users`` validation users a sample drawn with
+    ``seed`` is used. Ties go to the earlier (simpler) candidate.
     """
+    mode = parse_exclude_seen(exclude_seen)
+    options: tuple[bool, ...] = (True, False) if mode == "auto" else (bool(mode),)
     candidates = default_candidates(items) if candidates is None else dict(candidates)
     if not candidates:
         raise ValueError("candidates is empty: nothing to select from")
-    truth = novel_truth(train, valid) if valid_truth is None else valid_truth
+    if valid_truth is None:
+        valid_truth = holdout_truth(train, valid, include_seen=mode is not True)
+    truth = valid_truth
     if truth.empty:
-        raise ValueError("validation holds no new (user, item) pairs: cannot compare models")
+        raise ValueError("validation holds no relevant (user, item) pairs: cannot compare models")
     users = pd.Index(truth["user_id"].unique()).sort_values()
     if users.size > max_valid_users:
         rng = np.random.default_rng(seed)
@@ -876,50 +1284,113 @@ def select_recommender(
         truth = truth[truth["user_id"].isin(users)]
     metric = f"ndcg_at_{k}"
     train = normalize_interactions(train)
+    has_time = "timestamp" in train.columns
     scores: dict[str, float] = {}
+    entries: dict[str, Recommender] = {}  # label -> unfitted estimator, exclude_seen set
+    fitted: dict[str, tuple[str, Recommender]] = {}  # family -> (best label, fitted model)
 
-    def compete(label: str, candidate: Recommender) -> None:
-        model = clone(candidate).fit(train, items=items, segments=segments)
-        recs = model.recommend(users, k=k)
-        scores[label] = ranking_metrics(recs, truth, k_values=(k,))[metric]
+    def record(label: str, estimator: Recommender, model: Recommender, only: Sequence[bool]):
+        for option in only:
+            name = label if len(only) == 1 else f"{label} exclude_seen={str(option).lower()}"
+            recs = model.recommend(users, k=k, exclude_seen=option)
+            scores[name] = ranking_metrics(recs, truth, k_values=(k,))[metric]
+            entries[name] = clone(estimator).set_params(exclude_seen=option)
+            family = label_family(name)
+            if family not in fitted or _best(scores, [fitted[family][0], name]) == name:
+                fitted[family] = (name, model)
+
+    def compete(label: str, estimator: Recommender, only: Sequence[bool] = options) -> None:
+        model = clone(estimator).fit(train, items=items, segments=segments)
+        record(label, estimator, model, only)
 
     for label, candidate in candidates.items():
         compete(label, candidate)
-    best = max(scores, key=lambda label: (scores[label], -list(scores).index(label)))
-    name, winner = label_family(best), candidates[best]
-    if "timestamp" in train.columns and "half_life_days" in winner.get_params():
+    winner = _best(scores)
+    assert winner is not None
+    base_label = winner.split(" exclude_seen=")[0]
+    estimator = entries[winner]
+    if has_time and "half_life_days" in estimator.get_params():
+        current = estimator.get_params()["half_life_days"]
         for half_life in half_life_grid:
-            if half_life == winner.get_params()["half_life_days"]:
-                continue
-            variant = clone(winner).set_params(half_life_days=half_life)
-            label = f"{best} half_life_days={half_life}"
-            candidates[label] = variant
-            compete(label, variant)
-        best = max(scores, key=lambda label: (scores[label], -list(scores).index(label)))
-    chosen = clone(candidates[best])
+            if half_life != current:
+                variant = clone(estimator).set_params(half_life_days=half_life)
+                compete(f"{base_label} half_life_days={half_life}", variant)
+        best_now = _best(scores)
+        assert best_now is not None
+        chosen_half_life = entries[best_now].get_params().get("half_life_days", current)
+        if label_family(best_now) == "ease" and chosen_half_life != current:
+            tried = entries[best_now].get_params()["l2"]
+            for label, candidate in candidates.items():
+                if label_family(label) == "ease" and candidate.get_params()["l2"] != tried:
+                    variant = clone(candidate).set_params(half_life_days=chosen_half_life)
+                    compete(f"{label} half_life_days={chosen_half_life}", variant)
+
+    if False in options and repeat_candidates:
+        for half_life in half_life_grid if has_time else (None,):
+            label = "buy_again" if not has_time else f"buy_again half_life_days={half_life}"
+            compete(label, BuyAgainRecommender(half_life_days=half_life), only=(False,))
+        personal = [f for f in fitted if f not in (*BASELINE_FAMILIES, "blend")]
+        base_family = max(personal, key=lambda f: scores[fitted[f][0]], default=None)
+        if base_family is not None and "buy_again" in fitted:
+            base_label_, base_model = fitted[base_family]
+            repeat_label, repeat_model = fitted["buy_again"]
+            for weight in blend_weights:
+                blend = BlendRecommender(
+                    base=entries[base_label_],
+                    repeat=entries[repeat_label],  # type: ignore[arg-type]
+                    repeat_weight=weight,
+                )
+                label = f"blend({base_label_} + {weight:g} x {repeat_label})"
+                record(label, blend, blend._adopt(base_model, repeat_model), only=(False,))  # type: ignore[arg-type]
+
+    best = _best(scores)
+    assert best is not None
+    fitted.clear()  # free the dense matrices before the refit
+    chosen = clone(entries[best])
     data = pd.concat([train, normalize_interactions(valid)], ignore_index=True) if refit else train
     chosen.fit(data, items=items, segments=segments)
+    family_best: dict[str, str] = {}
+    for label in scores:
+        family = label_family(label)
+        if family not in family_best or _best(scores, [family_best[family], label]) == label:
+            family_best[family] = label
     return Selection(
         model=chosen,
-        name=name,
+        name=label_family(best),
         params=_public_params(chosen),
         scores=scores,
         metric=metric,
+        label=best,
+        exclude_seen=bool(chosen.exclude_seen),
+        exclude_seen_setting=str(mode).lower(),
+        family_best=family_best,
+        estimators={family_best[f]: entries[family_best[f]] for f in family_best},
     )
 
 
 def _public_params(model: Recommender) -> dict[str, Any]:
-    params = model.get_params()
-    return {
-        key: (dict(value) if isinstance(value, Mapping) else value)
-        for key, value in params.items()
-        if not isinstance(value, Path)
-    }
+    params = model.get_params(deep=False)
+    out: dict[str, Any] = {}
+    for key, value in params.items():
+        if isinstance(value, Path):
+            continue
+        if isinstance(value, Recommender):
+            out[key] = {"model": type(value).__name__, **_public_params(value)}
+        elif isinstance(value, Mapping):
+            out[key] = dict(value)
+        else:
+            out[key] = value
+    return out
 
 
 @dataclass
 class Evaluation:
-    """Test metrics of the chosen model beside popularity (and the oracle, on synthetic data)."""
+    """Test metrics of the chosen model beside popularity and buy-again (and the oracle, on
+    synthetic data), all on the same test users.
+
+    ``recommendations`` are the chosen model's top-k for the evaluated (truth) users;
+    ``all_recommendations`` exactly k rows for every user of the test period, cold ones
+    included (they get popularity)."""
 
     selection: Selection
     metrics: dict[str, dict[str, float]]  # model label -> metrics
@@ -927,18 +1398,23 @@ class Evaluation:
     n_users: int
     n_catalogue: int
     extra: dict[str, Any] = field(default_factory=dict)
+    all_recommendations: pd.DataFrame | None = None
 
     def to_dict(self) -> dict[str, Any]:
         chosen = self.metrics[self.selection.name]
         baseline = self.metrics["popularity"]
         out: dict[str, Any] = {
             "model": self.selection.name,
+            "winner": self.selection.label or self.selection.name,
             "params": self.selection.params,
+            "exclude_seen": self.selection.exclude_seen,
             "selection": self.selection.to_dict(),
             "users": self.n_users,
             "catalogue": self.n_catalogue,
             "metrics": chosen,
-            "baseline": {"popularity": baseline},
+            "baseline": {
+                name: self.metrics[name] for name in BASELINE_FAMILIES if name in self.metrics
+            },
             "ndcg_at_10_lift": _ratio(chosen.get("ndcg_at_10"), baseline.get("ndcg_at_10")),
             **self.extra,
         }
@@ -974,6 +1450,95 @@ def _score_on_test(
     return metrics, recs
 
 
+def evaluate_split(
+    split: TemporalSplit,
+    *,
+    k: int = 10,
+    seed: int = 0,
+    items: pd.DataFrame | None = None,
+    segments: Mapping[str, object] | pd.Series | None = None,
+    candidates: Mapping[str, Recommender] | None = None,
+    exclude_seen: str | bool = "auto",
+    truth_dir: str | Path | None = None,
+    families: bool = False,
+    max_valid_users: int = 5000,
+) -> Evaluation:
+    """Select on ``split``'s validation, refit on train + validation, score the test beside
+    popularity and buy-again (and, with ``families``, the best validated candidate of every
+    family, each refitted the same way) on the same test users.
+
+    ``split`` must have been made with ``include_seen = exclude_seen is not True`` (see the
+    protocol note above); :func:`evaluate_events` and :func:`benchmark_recommenders` do that.
+    """
+    mode = parse_exclude_seen(exclude_seen)
+    if split.include_seen != (mode is not True):
+        raise ValueError(
+            f"exclude_seen={mode} needs a split with include_seen={mode is not True}; "
+            "split with holdout truth that matches the setting"
+        )
+    if split.test_truth.empty:
+        raise ValueError("the test period holds no relevant (user, item) pairs to evaluate")
+    catalogue_items = items
+    if items is not None and "launched_ts" in items.columns and split.test_start is not None:
+        catalogue_items = items[pd.to_datetime(items["launched_ts"], utc=True) < split.test_start]
+    selection = select_recommender(
+        split.train,
+        split.valid,
+        k=k,
+        seed=seed,
+        items=catalogue_items,
+        segments=segments,
+        candidates=candidates,
+        valid_truth=split.valid_truth,
+        exclude_seen=mode,
+        max_valid_users=max_valid_users,
+    )
+    history = split.train_and_valid
+    fit_options = {"items": catalogue_items, "segments": segments}
+    models: dict[str, Recommender] = {selection.name: selection.model}
+    if "popularity" not in models:
+        models["popularity"] = PopularityRecommender(exclude_seen=selection.exclude_seen).fit(
+            history, **fit_options
+        )
+    if "buy_again" not in models:
+        best_again = selection.family_best.get("buy_again")
+        again = clone(selection.estimators[best_again]) if best_again else BuyAgainRecommender()
+        models["buy_again"] = again.fit(history, **fit_options)
+    if families:
+        for family, label in selection.family_best.items():
+            if family in models:
+                continue
+            if label == selection.label:
+                models[family] = selection.model
+            else:
+                models[family] = clone(selection.estimators[label]).fit(history, **fit_options)
+    if truth_dir is not None:
+        models["oracle"] = OracleRecommender(
+            truth_dir=truth_dir, as_of=split.test_start, exclude_seen=not split.include_seen
+        ).fit(history, items=catalogue_items)
+    n_catalogue = selection.model.catalogue_.size
+    metrics, recs = _score_on_test(models, split.test_truth, k, n_catalogue)
+    chosen_recs = recs[selection.name]
+    test_users = pd.Index(pd.unique(split.test["user_id"].astype(str))).sort_values()
+    return Evaluation(
+        selection=selection,
+        metrics=metrics,
+        recommendations=chosen_recs[chosen_recs["rank"] <= k].reset_index(drop=True),
+        n_users=int(split.test_truth["user_id"].nunique()),
+        n_catalogue=n_catalogue,
+        extra={
+            "protocol": split.protocol,
+            "split": split.description,
+            "truth": "all relevant interactions (repeats count)"
+            if split.include_seen
+            else "items new to the user",
+            "valid_start": split.valid_start.isoformat() if split.valid_start is not None else None,
+            "test_start": split.test_start.isoformat() if split.test_start is not None else None,
+        },
+        all_recommendations=selection.model.recommend(test_users, k=k),
+    )
+
+
 def evaluate_events(
     events: pd.DataFrame,
     *,
@@ -986,55 +1551,122 @@ def evaluate_events(
     truth_dir: str | Path | None = None,
     relevant_events: Iterable[str] | None = None,
     candidates: Mapping[str, Recommender] | None = None,
+    exclude_seen: str | bool = True,
+    protocol: str = "temporal",
+    test_fraction: float = 0.25,
+    families: bool = False,
 ) -> Evaluation:
-    """The platform protocol: temporal split, selection on validation, test beside popularity.
+    """The platform protocol: split (temporal by default, or ``protocol="random"`` per user),
+    selection on validation under the same protocol, test beside popularity and buy-again.
 
-    ``items`` is cut to what was launched before the test days when it has ``launched_ts``
-    (a model cannot recommend what does not exist yet). With ``truth_dir`` (synthetic shops)
-    the oracle is scored on the same test users and candidates.
+    ``exclude_seen`` (auto / true / false) decides whether the user's own items may be
+    recommended and hence the truth (novel-only when true, all relevant interactions
+    otherwise). ``items`` is cut to what was launched before the test days when it has
+    ``launched_ts`` (a model cannot recommend what does not exist yet). With ``truth_dir``
+    (synthetic shops) the oracle is scored on the same test users and candidates.
     """
-    split = split_interactions(
-        events, valid_days=valid_days, test_days=test_days, relevant_events=relevant_events
+    mode = parse_exclude_seen(exclude_seen)
+    split = split_events(
+        events,
+        protocol=protocol,
+        test_days=test_days,
+        valid_days=valid_days,
+        test_fraction=test_fraction,
+        seed=seed,
+        include_seen=mode is not True,
+        relevant_events=relevant_events,
     )
-    if split.test_truth.empty:
-        raise ValueError("the test days hold no new (user, item) pairs to evaluate against")
-    catalogue_items = items
-    if items is not None and "launched_ts" in items.columns:
-        catalogue_items = items[pd.to_datetime(items["launched_ts"], utc=True) < split.test_start]
-    selection = select_recommender(
-        split.train,
-        split.valid,
+    return evaluate_split(
+        split,
         k=k,
         seed=seed,
-        items=catalogue_items,
+        items=items,
         segments=segments,
         candidates=candidates,
-        valid_truth=split.valid_truth,
+        exclude_seen=mode,
+        truth_dir=truth_dir,
+        families=families,
     )
-    history = split.train_and_valid
-    models: dict[str, Recommender] = {selection.name: selection.model}
-    if selection.name != "popularity":
-        models["popularity"] = PopularityRecommender().fit(
-            history, items=catalogue_items, segments=segments
-        )
-    if truth_dir is not None:
-        models["oracle"] = OracleRecommender(truth_dir=truth_dir, as_of=split.test_start).fit(
-            history, items=catalogue_items
-        )
-    n_catalogue = selection.model.catalogue_.size
-    metrics, recs = _score_on_test(models, split.test_truth, k, n_catalogue)
-    chosen_recs = recs[selection.name]
-    return Evaluation(
-        selection=selection,
-        metrics=metrics,
-        recommendations=chosen_recs[chosen_recs["rank"] <= k].reset_index(drop=True),
-        n_users=int(split.test_truth["user_id"].nunique()),
-        n_catalogue=n_catalogue,
-        extra={
-            "valid_start": split.valid_start.isoformat(),
-            "test_start": split.test_start.isoformat(),
-        },
+
+
+def benchmark_recommenders(
+    events: pd.DataFrame,
+    *,
+    protocol: str = "temporal",
+    test_days: int = 30,
+    valid_days: int | None = None,
+    test_fraction: float = 0.25,
+    seed: int = 42,
+    k: int = 10,
+    exclude_seen: str | bool = "auto",
+    relevant_events: Iterable[str] | None = None,
+    items: pd.DataFrame | None = None,
+    max_valid_users: int = 2000,
+) -> dict[str, Any]:
+    """Test recall@k / NDCG@k of the selected champion, popularity, buy-again and the best
+    validated candidate of every family, on the same test users of one split.
+
+    ``events``: the contract's events (``user_id, item_id, event_type, event_ts, ...``; purchases
+    only is fine) or any interaction frame. ``protocol="temporal"`` holds out the last
+    ``test_days`` (validation: the ``valid_days`` before, default as many);
+    ``protocol="random"`` a random ``test_fraction`` of each user's rows (seeded). Returns
+    ``{"winner", "exclude_seen", "protocol", "split", "truth", "test_users", "seconds",
+    "results": {"champion"|family: {"label", "recall_at_k", "ndcg_at_k"}}, "validation"}``.
+    """
+    import time
+
+    started = time.perf_counter()
+    mode = parse_exclude_seen(exclude_seen)
+    split = split_events(
+        events,
+        protocol=protocol,
+        test_days=test_days,
+        valid_days=valid_days,
+        test_fraction=test_fraction,
+        seed=seed,
+        include_seen=mode is not True,
+        relevant_events=relevant_events,
     )
+    evaluation = evaluate_split(
+        split,
+        k=k,
+        seed=seed,
+        items=items,
+        exclude_seen=mode,
+        families=True,
+        max_valid_users=max_valid_users,
+    )
+    selection = evaluation.selection
+    labels = {"champion": selection.label, **selection.family_best}
+    results: dict[str, dict[str, Any]] = {}
+    for name, label in labels.items():
+        family = selection.name if name == "champion" else name
+        metrics = evaluation.metrics[family]
+        results[name] = {
+            "label": label or "default",
+            f"recall_at_{k}": metrics[f"recall_at_{k}"],
+            f"ndcg_at_{k}": metrics[f"ndcg_at_{k}"],
+        }
+    for name in BASELINE_FAMILIES:
+        if name not in results:
+            metrics = evaluation.metrics[name]
+            results[name] = {
+                "label": "default",
+                f"recall_at_{k}": metrics[f"recall_at_{k}"],
+                f"ndcg_at_{k}": metrics[f"ndcg_at_{k}"],
+            }
+    return {
+        "winner": selection.label,
+        "exclude_seen": selection.exclude_seen,
+        "protocol": split.protocol,
+        "split": split.description,
+        "truth": evaluation.extra["truth"],
+        "test_users": evaluation.n_users,
+        "k": k,
+        "results": results,
+        "validation": selection.scores,
+        "seconds": round(time.perf_counter() - started, 1),
+    }
 
 
 def _carve_validation(
@@ -1072,59 +1704,88 @@ def write_recommendations(recs: pd.DataFrame, out: str | Path) -> Path:
 
 
 def evaluate_files(
-    train_path: str | Path,
-    test_path: str | Path,
+    train_path: str | Path | None = None,
+    test_path: str | Path | None = None,
     k: int = 10,
     out: str | Path | None = None,
     *,
     seed: int = 0,
+    events_path: str | Path | None = None,
+    protocol: str = "temporal",
+    test_days: int = 30,
+    valid_days: int | None = None,
+    test_fraction: float = 0.25,
+    exclude_seen: str | bool = "auto",
 ) -> dict[str, Any]:
-    """Fit on a train file, score top-k for every test user, report metrics beside popularity.
+    """Evaluate on files: a ``train_path`` + ``test_path`` pair, or one ``events_path`` log
+    split by ``protocol`` (see :func:`split_events`). Prints-ready dict of test metrics of the
+    validated winner beside popularity and buy-again; ``out`` gets exactly ``k`` rows for every
+    user of the test part (cold users: popularity).
 
-    The model is selected on a validation slice of the train file — its latest 10 % of
-    interactions when they carry timestamps, else 10 % of rows drawn with ``seed`` — then refit
-    on the whole train file. Relevance is every test interaction with an item the user did not
-    have in train. Returns a JSON-ready dict; ``out`` gets the recommendations.
+    With a train/test pair the model is selected on a validation slice of the train file — its
+    latest 10 % of interactions when they carry timestamps, else a random 10 % of each user's
+    rows drawn with ``seed`` (``protocol="random"`` forces the latter) — then refit on the
+    whole train file. Truth follows ``exclude_seen`` as everywhere (see the protocol note).
     """
     if k < 1:
         raise ValueError(f"k must be at least 1, got {k}")
     if out is not None:
         _output_format(out)  # a wrong suffix fails before minutes of fitting, not after
-    train = read_interactions(train_path)
-    test = read_interactions(test_path)
-    fit_part, valid_part, how = _carve_validation(train, seed)
-    valid_truth = novel_truth(fit_part, valid_part)
-    if valid_truth.empty:  # e.g. a validation slice of brand-new users only: nothing to compare
-        fit_part, valid_part, how = _carve_validation(
-            train.drop(columns="timestamp", errors="ignore"), seed
+    mode = parse_exclude_seen(exclude_seen)
+    include_seen = mode is not True
+    if events_path is not None:
+        if train_path is not None or test_path is not None:
+            raise ValueError("give either an events file or a train and a test file, not both")
+        split = split_events(
+            read_interactions(events_path),
+            protocol=protocol,
+            test_days=test_days,
+            valid_days=valid_days,
+            test_fraction=test_fraction,
+            seed=seed,
+            include_seen=include_seen,
         )
-        valid_truth = novel_truth(fit_part, valid_part)
-    selection = select_recommender(
-        fit_part, valid_part, k=10, seed=seed, valid_truth=valid_truth, refit=False
-    )
-    chosen = clone(selection.model).fit(train)
-    selection.model = chosen
-    truth = novel_truth(train, test)
-    if truth.empty:
-        raise ValueError(
-            f"{test_path}: no test interaction with an item its user did not have in "
-            f"{train_path}; nothing to evaluate"
+        sources: dict[str, Any] = {"events": str(events_path)}
+    else:
+        if train_path is None or test_path is None:
+            raise ValueError("give a train and a test file (or one events file)")
+        train = read_interactions(train_path)
+        test = read_interactions(test_path)
+        if protocol == "random" or "timestamp" not in train.columns:
+            held = _held_per_user(train["user_id"], 0.1, np.random.default_rng(seed))
+            fit_part, valid_part = train[~held], train[held]
+            how = f"random 10% of each user's rows (seed {seed})"
+        else:
+            fit_part, valid_part, how = _carve_validation(train, seed)
+        if holdout_truth(fit_part, valid_part, include_seen=include_seen).empty:
+            held = _held_per_user(train["user_id"], 0.1, np.random.default_rng(seed))
+            fit_part, valid_part = train[~held], train[held]
+            how = f"random 10% of each user's rows (seed {seed})"
+        split = TemporalSplit(
+            train=fit_part.reset_index(drop=True),
+            valid=valid_part.reset_index(drop=True),
+            test=test,
+            valid_truth=holdout_truth(fit_part, valid_part, include_seen=include_seen),
+            test_truth=holdout_truth(train, test, include_seen=include_seen),
+            valid_start=None,
+            test_start=None,
+            protocol="files",
+            include_seen=include_seen,
+            description=f"train/test files; validation: {how}",
         )
-    models: dict[str, Recommender] = {selection.name: chosen}
-    if selection.name != "popularity":
-        models["popularity"] = PopularityRecommender().fit(train)
-    n_catalogue = chosen.catalogue_.size
-    metrics, recs = _score_on_test(models, truth, k, n_catalogue)
-    chosen_recs = recs[selection.name]
-    chosen_recs = chosen_recs[chosen_recs["rank"] <= k].reset_index(drop=True)
-    result = Evaluation(
-        selection=selection,
-        metrics=metrics,
-        recommendations=chosen_recs,
-        n_users=int(truth["user_id"].nunique()),
-        n_catalogue=n_catalogue,
-        extra={"k": k, "validation_split": how, "train": str(train_path), "test": str(test_path)},
-    ).to_dict()
+        if split.test_truth.empty:
+            raise ValueError(
+                f"{test_path}: no relevant test interaction "
+                + ("" if include_seen else "with an item its user did not have in train ")
+                + "; nothing to evaluate"
+            )
+        sources = {"train": str(train_path), "test": str(test_path), "validation_split": how}
+    evaluation = evaluate_split(split, k=k, seed=seed, exclude_seen=mode)
+    result = evaluation.to_dict()
+    result.update({"k": k, **sources})
+    result["test_metrics"] = {name: metrics for name, metrics in evaluation.metrics.items()}
     if out is not None:
-        result["out"] = str(write_recommendations(chosen_recs, out))
+        assert evaluation.all_recommendations is not None
+        result["out"] = str(write_recommendations(evaluation.all_recommendations, out))
+        result["out_users"] = int(evaluation.all_recommendations["user_id"].nunique())
     return result

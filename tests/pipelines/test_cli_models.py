@@ -142,6 +142,7 @@ def test_recommend_evaluate_on_a_plain_ratings_csv(tmp_path: Path) -> None:
         "5",
         "--out",
         str(out),
+        "--json",
     )
     assert result.exit_code == 0, result.output
     report = json.loads(result.output)
@@ -156,3 +157,36 @@ def test_recommend_evaluate_on_a_plain_ratings_csv(tmp_path: Path) -> None:
         "recommend", "evaluate", "--train", str(tmp_path / "nope.csv"), "--test", str(test)
     )
     assert missing.exit_code == 2 and "no such" in " ".join(missing.output.split())
+
+
+def test_recommend_evaluate_one_log_with_a_random_split_prints_the_comparison(
+    tmp_path: Path,
+) -> None:
+    rng = np.random.default_rng(1)
+    rows = []
+    for u in range(80):  # customers rebuying their three staples, now and then something new
+        staples = rng.choice(40, 3, replace=False)
+        for day in range(0, 100, 7):
+            bought = [*rng.choice(staples, 2, replace=False), int(rng.integers(40))]
+            rows += [(f"c{u}", f"sku{i}", f"2025-03-{1 + day // 7:02d}T10:00:00Z") for i in bought]
+    log = tmp_path / "orders.csv"
+    pd.DataFrame(rows, columns=["customer_id", "sku", "event_ts"]).to_csv(log, index=False)
+    out = tmp_path / "recs.csv"
+    args = ["recommend", "evaluate", "--events", str(log), "--protocol", "random"]
+    args += ["--test-fraction", "0.25", "--seed", "42", "--out", str(out)]
+    result = invoke(*args)
+    assert result.exit_code == 0, result.output
+    text = " ".join(result.output.split())
+    for expected in ("popularity", "buy_again", "(winner)", "validation winner:", "ndcg@10"):
+        assert expected in text, expected
+    assert "random per user: test 25%" in text
+    recs = pd.read_csv(out)
+    assert (recs.groupby("user_id").size() == 10).all()
+
+    as_json = json.loads(invoke(*args, "--json").output)
+    assert {"popularity", "buy_again"} <= set(as_json["test_metrics"])
+    assert as_json["protocol"] == "random" and as_json["winner"]
+    assert as_json["test_metrics"] == json.loads(invoke(*args, "--json").output)["test_metrics"]
+
+    both = invoke("recommend", "evaluate", "--events", str(log), "--train", str(log))
+    assert both.exit_code == 2

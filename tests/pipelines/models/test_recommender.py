@@ -252,3 +252,144 @@ def test_evaluate_files_end_to_end_on_a_ratings_csv(tmp_path: Path) -> None:
     assert pd.read_parquet(parquet["out"]).groupby("user_id").size().max() == 3
     with pytest.raises(ValueError, match=r"recs\.json.*\.parquet or \.csv"):
         evaluate_files(train, test, out=tmp_path / "recs.json")
+
+
+# ---- protocols, seen items, buy-again: small generated logs with a known right answer -------
+
+T0 = pd.Timestamp("2025-01-01", tz="UTC")
+COLUMNS = ["user_id", "item_id", "event_type", "event_ts", "quantity", "price"]
+
+
+def order_lines(rows: list[tuple[str, str, pd.Timestamp]]) -> pd.DataFrame:
+    """Purchases only, in the events contract's columns."""
+    frame = pd.DataFrame(rows, columns=["user_id", "item_id", "event_ts"])
+    return frame.assign(event_type="purchase", quantity=1, price=5.0)[COLUMNS]
+
+
+def drifting_taste_log(seed: int = 0, users: int = 240) -> pd.DataFrame:
+    """Each user bought 12 items of one taste over 600 days, then 3 of another in the last 45:
+    a random holdout is mostly the old taste (decay hurts), the last days the new (decay helps).
+    """
+    rng = np.random.default_rng(seed)
+    pools = [np.arange(20) + 20 * g for g in range(4)]
+    rows = []
+    for u in range(users):
+        old, new = pools[u % 4], pools[(u + 1 + (u // 4) % 3) % 4]
+        for i in rng.choice(old, 12, replace=False):
+            rows.append((f"u{u:03d}", f"i{i:02d}", T0 + pd.Timedelta(days=rng.uniform(0, 600))))
+        for i in rng.choice(new, 3, replace=False):
+            rows.append((f"u{u:03d}", f"i{i:02d}", T0 + pd.Timedelta(days=rng.uniform(640, 685))))
+    return order_lines(rows)
+
+
+def rebuying_log(seed: int = 0, users: int = 150, repeat: bool = True) -> pd.DataFrame:
+    """Every 5 days each user buys two of their three staples and now and then something else
+    (``repeat``), or two items they never had (not ``repeat``: nobody rebuys, two tastes)."""
+    rng = np.random.default_rng(seed)
+    rows = []
+    for u in range(users):
+        staples = rng.choice(60, 3, replace=False)
+        pool = list(rng.permutation(np.arange(30) * 2 + u % 2))
+        for day in range(0, 120, 5):
+            stamp = T0 + pd.Timedelta(days=day, hours=float(rng.uniform(0, 20)))
+            bought = rng.choice(staples, 2, replace=False) if repeat else [pool.pop(), pool.pop()]
+            if repeat and rng.random() < 0.3:  # now and then something new
+                bought = [*bought, int(rng.integers(60))]
+            rows += [(f"u{u:03d}", f"i{int(i):02d}", stamp) for i in bought]
+            if not pool:
+                break
+    return order_lines(rows)
+
+
+def test_a_random_split_selects_no_decay_where_the_last_days_select_one() -> None:
+    events = drifting_taste_log()
+    random_split = select_under(events, protocol="random")
+    assert random_split.selection.params["half_life_days"] is None, random_split.selection.label
+    temporal = select_under(events, protocol="temporal")
+    assert temporal.selection.params["half_life_days"] is not None, temporal.selection.label
+
+
+def select_under(events: pd.DataFrame, protocol: str) -> Evaluation:
+    return evaluate_events(
+        events,
+        protocol=protocol,
+        test_fraction=0.25,
+        valid_days=20,
+        test_days=20,
+        seed=42,
+        exclude_seen=True,
+        candidates={"ease(l2=50)": EASERecommender(l2=50.0)},
+    )
+
+
+def test_seen_items_are_allowed_where_customers_rebuy_and_excluded_where_they_do_not() -> None:
+    rebuy = evaluate_events(
+        rebuying_log(), valid_days=10, test_days=10, exclude_seen="auto", seed=1
+    )
+    assert rebuy.selection.exclude_seen is False
+    assert rebuy.selection.name in ("buy_again", "blend"), rebuy.selection.label
+    chosen, popularity = rebuy.metrics[rebuy.selection.name], rebuy.metrics["popularity"]
+    assert chosen["recall_at_10"] > 2 * popularity["recall_at_10"]
+    assert "repeats count" in rebuy.to_dict()["truth"]
+
+    novel = evaluate_events(
+        rebuying_log(repeat=False), valid_days=10, test_days=10, exclude_seen="auto", seed=1
+    )
+    assert novel.selection.exclude_seen is True, novel.selection.label
+    assert novel.selection.name not in ("buy_again", "blend")
+
+
+def test_exclude_seen_true_keeps_the_novel_only_protocol() -> None:
+    forced = evaluate_events(rebuying_log(), valid_days=10, test_days=10, exclude_seen=True)
+    assert forced.selection.exclude_seen is True
+    assert "new to the user" in forced.to_dict()["truth"]
+    assert not any(label.startswith(("buy_again", "blend")) for label in forced.selection.scores)
+
+
+@pytest.mark.parametrize("exclude_seen", ["auto", "true"])
+def test_every_test_user_gets_k_rows_short_histories_and_cold_users_included(
+    tmp_path: Path, exclude_seen: str
+) -> None:
+    events = rebuying_log(users=60)  # with true, many test users only rebought: no novel truth
+    last = events["event_ts"].max()
+    extra = order_lines(
+        [
+            ("short1", "i03", T0 + pd.Timedelta(days=3)),  # one train line, one test line
+            ("short1", "i05", last),
+            ("cold1", "i07", last),  # test only
+            ("cold2", "i08", last - pd.Timedelta(days=1)),
+        ]
+    )
+    path = tmp_path / "orders.csv"
+    pd.concat([events, extra]).to_csv(path, index=False)
+    out = tmp_path / "recs.csv"
+    report = evaluate_files(events_path=path, test_days=10, k=K, out=out, exclude_seen=exclude_seen)
+    recs = pd.read_csv(out, dtype={"user_id": str, "item_id": str})
+    test_users = set(events.loc[events["event_ts"] > last - pd.Timedelta(days=9), "user_id"])
+    expected = test_users | {"short1", "cold1", "cold2"}
+    counts = recs.groupby("user_id").size()
+    assert set(counts.index) == expected
+    assert (counts == K).all(), counts[counts != K]
+    assert not recs.duplicated(["user_id", "item_id"]).any()
+    assert report["out_users"] == len(expected)
+
+
+def test_a_model_scoring_fewer_than_k_items_is_filled_from_popularity() -> None:
+    events = rebuying_log(repeat=False, users=40)
+    capped = EASERecommender(max_items=5).fit(events)  # no items table: the tail is unscored
+    recs = capped.recommend(events["user_id"].unique(), k=K)
+    assert (recs.groupby("user_id").size() == K).all()
+    assert np.isfinite(recs["score"]).all()
+
+
+def test_benchmark_api_reports_every_family_on_the_same_users() -> None:
+    from pipelines.models.recommender import benchmark_recommenders
+
+    result = benchmark_recommenders(rebuying_log(), protocol="random", seed=42)
+    assert {"champion", "popularity", "buy_again", "ease", "item_knn", "blend"} <= set(
+        result["results"]
+    )
+    assert result["results"]["champion"]["label"] == result["winner"]
+    assert all(0 <= r["ndcg_at_10"] <= 1 for r in result["results"].values())
+    again = benchmark_recommenders(rebuying_log(), protocol="random", seed=42)
+    assert again["results"] == result["results"], "the same seed gives the same figures"
