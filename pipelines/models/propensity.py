@@ -1,4 +1,8 @@
-"""Purchase propensity: the probability that a user buys within the next 7 days.
+"""Purchase propensity: the probability that a user buys within the next N days.
+
+N is ``Settings.propensity_horizon_days`` (env ``PERSONALIZE_PROPENSITY_HORIZON_DAYS``, default
+7); the pure functions here take it as ``horizon_days`` and the train and monitor pipelines pass
+the setting.
 
 Pure functions from frames to a fitted model and its evaluation; no MLflow, Feast or Airflow here
 (the train DAG reads the Feast training set, calls :func:`fit_propensity` and logs what it returns).
@@ -13,6 +17,10 @@ Pure functions from frames to a fitted model and its evaluation; no MLflow, Feas
   (early stopping on valid); the best on valid ROC AUC is calibrated on valid (sigmoid or
   isotonic, chosen by out-of-fold Brier score) and evaluated once on test, beside the baseline,
   with permutation importance.
+* :func:`unsupported_features` -- features a log cannot support (no views or carts in training),
+  left out and recorded; :func:`heuristic_scores` -- the RFM-recency and purchase-frequency rules
+  scored beside the model on the same test rows.
+* :func:`fit_propensity_on_events` -- all of it from an events frame (:func:`propensity_frame`).
 * :func:`oracle_auc` / :func:`with_oracle` -- on synthetic data the true probabilities are known:
   how much of the best achievable ranking the model reaches.
 
@@ -45,7 +53,7 @@ if TYPE_CHECKING:
 USER_ID = "user_id"
 LABEL = "label"
 KEY_COLUMNS = (USER_ID, TIMESTAMP)
-HORIZON_DAYS = 7
+DEFAULT_HORIZON_DAYS = 7  # the default of Settings.propensity_horizon_days (and of the truth)
 CALIBRATION_METHODS = ("sigmoid", "isotonic")
 CANDIDATES = ("logistic", "sparse_logistic", "hist_gradient_boosting")
 # L1 strengths tried (smaller keeps fewer features); weaker ones kept ~all 30 features, scored
@@ -70,7 +78,7 @@ SKOPS_TRUSTED_TYPES: tuple[str, ...] = (
 
 
 def label_complete_days(
-    last_data_day: date, first_day: date, horizon_days: int = HORIZON_DAYS
+    last_data_day: date, first_day: date, horizon_days: int = DEFAULT_HORIZON_DAYS
 ) -> list[date]:
     """Snapshot days from ``first_day`` whose whole label horizon lies inside the data.
 
@@ -88,7 +96,7 @@ def purchase_labels(
     events: pd.DataFrame,
     users: pd.DataFrame,
     snapshot_days: Iterable[date],
-    horizon_days: int = HORIZON_DAYS,
+    horizon_days: int = DEFAULT_HORIZON_DAYS,
 ) -> pd.DataFrame:
     """``[user_id, event_timestamp, label]``: did each known user buy within the horizon?
 
@@ -198,7 +206,7 @@ def temporal_split(
     test_days: int | None = None,
     valid_fraction: float = 0.15,
     test_fraction: float = 0.15,
-    gap_days: int = HORIZON_DAYS,
+    gap_days: int = DEFAULT_HORIZON_DAYS,
     test_gap_days: int = 0,
 ) -> TemporalSplit:
     """Train | gap | valid | test by snapshot time (``event_timestamp``), never shuffled.
@@ -277,6 +285,109 @@ def _before(snapshots: pd.DatetimeIndex, first_later: pd.Timestamp, gap_days: in
 
 
 # ---- features and estimators ------------------------------------------------------------------
+
+
+# ---- which features a log can support ---------------------------------------------------------
+
+# The user_activity columns that are computed from one event type, and the count column that says
+# whether that type occurs at all. A shop that exports order lines only has no views and no carts:
+# their counts are 0 for everyone and the rates built on them are 0 by convention -- zero-filled
+# noise, not information. Which types a log has is read from the training rows themselves.
+EVENT_TYPE_EVIDENCE = {"view": "views_30d", "add_to_cart": "carts_30d"}
+FEATURE_SOURCES: dict[str, tuple[str, ...]] = {
+    "view": (
+        "views_1d",
+        "views_7d",
+        "views_30d",
+        "view_to_cart_rate_30d",
+        "avg_view_price_1d",
+        "avg_view_price_7d",
+    ),
+    "add_to_cart": (
+        "carts_1d",
+        "carts_7d",
+        "carts_30d",
+        "view_to_cart_rate_30d",
+        "cart_to_purchase_rate_30d",
+    ),
+}
+
+
+def absent_event_types(train: pd.DataFrame) -> tuple[str, ...]:
+    """Event types that never occur in the training rows' features (their 30-day count is 0 or
+    null on every row); a type whose count column is not in the frame is not judged."""
+    absent = []
+    for event_type, column in EVENT_TYPE_EVIDENCE.items():
+        if column in train.columns:
+            counts = pd.to_numeric(train[column], errors="coerce").fillna(0)
+            if not (counts > 0).any():
+                absent.append(event_type)
+    return tuple(absent)
+
+
+def unsupported_features(train: pd.DataFrame, columns: Sequence[str]) -> dict[str, str]:
+    """``{column: reason}`` for the feature columns the training rows cannot support.
+
+    * a column built from an event type that never occurs in training (:func:`absent_event_types`:
+      a log of purchases only has no views or carts) -- ``"no view events in training"``;
+    * any other column holding one single value on every training row (e.g. device shares of an
+      export without devices) -- ``"constant 0 in training"``: it cannot rank anyone.
+
+    Columns without any value are not listed here (they are ``FeatureKinds.empty``).
+    """
+    reasons: dict[str, str] = {}
+    for event_type in absent_event_types(train):
+        for column in FEATURE_SOURCES[event_type]:
+            if column in columns and column not in reasons:
+                reasons[column] = f"no {event_type} events in training"
+    for column in columns:
+        if column in reasons:
+            continue
+        values = train[column]
+        if values.isna().any() or values.isna().all():
+            continue  # missingness is information (never bought, no views); all-null is empty
+        distinct = values.astype(object).unique()
+        if len(distinct) == 1:
+            reasons[column] = f"constant {distinct[0]!r} in training"
+    return reasons
+
+
+# ---- simple heuristics the model must beat ----------------------------------------------------
+
+# score = -days since the last purchase (never bought: last), and score = purchases in the
+# feature window (30 days): the RFM recency and frequency rules a shop uses without any model
+HEURISTIC_COLUMNS = {"recency": "days_since_last_purchase", "frequency": "purchases_30d"}
+HEURISTIC_METRICS = ("roc_auc", "pr_auc", "lift_top_decile")
+
+
+def heuristic_scores(frame: pd.DataFrame) -> dict[str, np.ndarray]:
+    """``{"recency": ..., "frequency": ...}``: each heuristic's score on every row, in [0, 1].
+
+    ``recency`` ranks by -``days_since_last_purchase`` (users who never bought come last),
+    ``frequency`` by ``purchases_30d`` (null = 0). The raw scores are turned into their rank
+    share (ties share a rank), which orders the rows exactly as the raw score does -- so ROC
+    AUC, average precision and lift are the heuristic's -- and fits the [0, 1] the metrics
+    check. A heuristic whose column is not in ``frame`` is left out.
+    """
+    out: dict[str, np.ndarray] = {}
+    days_column, count_column = HEURISTIC_COLUMNS["recency"], HEURISTIC_COLUMNS["frequency"]
+    if days_column in frame.columns:
+        days = pd.to_numeric(frame[days_column], errors="coerce").to_numpy(
+            dtype="float64", na_value=np.nan
+        )
+        out["recency"] = _rank_share(np.where(np.isnan(days), -np.inf, -days))
+    if count_column in frame.columns:
+        counts = pd.to_numeric(frame[count_column], errors="coerce").to_numpy(
+            dtype="float64", na_value=np.nan
+        )
+        out["frequency"] = _rank_share(np.nan_to_num(counts, nan=0.0))
+    return out
+
+
+def _rank_share(values: np.ndarray) -> np.ndarray:
+    if values.size == 0:
+        return values.astype("float64")
+    return pd.Series(values).rank(method="average", pct=True).to_numpy(dtype="float64")
 
 
 @dataclass(frozen=True)
@@ -587,6 +698,11 @@ class PropensityResult:
     search_truncated: bool  # the time budget stopped the search before every setting was tried
     fit_s: float
     oracle_metrics: dict[str, float] = field(default_factory=dict)
+    # left out because the training rows cannot support them: column -> reason
+    unsupported_columns: dict[str, str] = field(default_factory=dict)
+    absent_event_types: tuple[str, ...] = ()  # e.g. ("view", "add_to_cart") for order lines only
+    # heuristic -> {roc_auc, pr_auc, lift_top_decile} on the test rows (see heuristic_scores)
+    heuristic_test_metrics: dict[str, dict[str, float]] = field(default_factory=dict)
 
     def metrics(self) -> dict[str, float]:
         """Flat ``{name: float}`` for ``mlflow.log_metrics``.
@@ -594,6 +710,10 @@ class PropensityResult:
         ``test_*`` (chosen model), ``baseline_test_*`` (logistic baseline), ``valid_*`` (the
         chosen candidate before calibration), ``valid_calibration_brier_*``, row counts, and,
         once :func:`with_oracle` ran, ``oracle_test_*`` and ``test_roc_auc_vs_oracle``.
+        The heuristics on the same test rows: ``recency_heuristic_test_*``,
+        ``frequency_heuristic_test_*``, ``best_heuristic_test_roc_auc`` and
+        ``test_roc_auc_minus_best_heuristic`` (> 0: the model ranks better than either rule);
+        ``unsupported_features`` counts the columns left out as unsupported.
         """
         out: dict[str, float] = {}
         out.update({f"test_{k}": float(v) for k, v in self.test_metrics.items()})
@@ -604,6 +724,15 @@ class PropensityResult:
         for method, value in self.calibration_scores.items():
             out[f"valid_calibration_brier_{method}"] = float(value)
         out.update({k: float(v) for k, v in self.oracle_metrics.items()})
+        for name, found in self.heuristic_test_metrics.items():
+            out.update({f"{name}_heuristic_test_{k}": float(v) for k, v in found.items()})
+        aucs = [found["roc_auc"] for found in self.heuristic_test_metrics.values()]
+        if aucs:
+            out["best_heuristic_test_roc_auc"] = float(max(aucs))
+            out["test_roc_auc_minus_best_heuristic"] = float(
+                self.test_metrics["roc_auc"] - max(aucs)
+            )
+        out["unsupported_features"] = float(len(self.unsupported_columns))
         out.update({f"{k}_rows": float(v) for k, v in self.rows.items()})
         out["candidates_tried"] = float(len(self.candidates))
         out["fit_s"] = float(self.fit_s)
@@ -618,6 +747,8 @@ class PropensityResult:
             **self.split.to_dict(),
             "n_features": len(self.feature_columns),
             "empty_feature_columns": ",".join(self.empty_columns) or "-",
+            "unsupported_feature_columns": ",".join(self.unsupported_columns) or "-",
+            "absent_event_types": ",".join(self.absent_event_types) or "-",
             "search_truncated": self.search_truncated,
         }
 
@@ -646,13 +777,17 @@ class PropensityResult:
         }
         if "oracle_score" in self.test_predictions.columns:
             scores["oracle"] = self.test_predictions["oracle_score"].to_numpy()
+        # the heuristics rank but are no probabilities: on the ranking plots only
+        ranked = dict(scores)
+        for name in self.heuristic_test_metrics:
+            ranked[f"{name} rule"] = self.test_predictions[f"{name}_score"].to_numpy()
         return {
-            "roc.png": plot_roc(y, scores, title="ROC on test"),
+            "roc.png": plot_roc(y, ranked, title="ROC on test"),
             "precision_recall.png": plot_precision_recall(
-                y, scores, title="Precision-recall on test"
+                y, ranked, title="Precision-recall on test"
             ),
             "calibration.png": plot_calibration(y, scores, title="Calibration on test"),
-            "gains.png": plot_gains(y, scores, title="Gains on test"),
+            "gains.png": plot_gains(y, ranked, title="Gains on test"),
         }
 
 
@@ -666,7 +801,7 @@ def fit_propensity(
     candidates: Sequence[str] = CANDIDATES,
     valid_days: int | None = None,
     test_days: int | None = None,
-    gap_days: int = HORIZON_DAYS,
+    gap_days: int = DEFAULT_HORIZON_DAYS,
     test_gap_days: int = 0,
     importance_repeats: int = 3,
     importance_rows: int = 10_000,
@@ -684,7 +819,12 @@ def fit_propensity(
        until ``max_candidates`` are done or ``time_budget_s`` (counted from the first
        candidate's fit, the logistic ones included) has passed -- one always runs;
     4. keep the candidate with the best valid ROC AUC, calibrate it on valid;
-    5. score it and the baseline once on test; permutation importance on test.
+    5. score it, the baseline and the recency / frequency rules (:func:`heuristic_scores`) once
+       on test; permutation importance on test.
+
+    Before any fit, the feature columns the training rows cannot support are left out
+    (:func:`unsupported_features`: built from an event type that never occurs in training, such
+    as views and carts in an order-line log, or constant): ``result.unsupported_columns``.
 
     ``candidates`` restricts the families searched (names in :data:`CANDIDATES`); the baseline
     is fitted and reported whatever is searched. ``importance_repeats=0`` skips permutation
@@ -768,9 +908,14 @@ def _fit_propensity(
                 f"the {name} part ({len(part)} rows, {split.dates.to_dict()}) has a single "
                 "label value; a classifier needs buyers and non-buyers: use more snapshot days"
             )
-    kinds = feature_kinds(train, columns)
+    # decided on the training rows only: what the log holds before valid and test
+    unsupported = unsupported_features(train, columns)
+    kinds = feature_kinds(train, [c for c in columns if c not in unsupported])
     if not kinds.used:
-        raise ValueError(f"every feature column is empty in training: {list(kinds.empty)}")
+        raise ValueError(
+            f"every feature column is empty or unsupported in training: empty "
+            f"{list(kinds.empty)}, unsupported {unsupported}"
+        )
     y_train = train[LABEL].to_numpy().astype(np.int64)
     y_valid = valid[LABEL].to_numpy().astype(np.int64)
     train = train.assign(**{LABEL: y_train})
@@ -801,6 +946,7 @@ def _fit_propensity(
     y_test = test[LABEL].to_numpy().astype(np.int64)
     score = model.predict_proba(test)[:, 1]
     baseline_score = baseline_model.predict_proba(test)[:, 1]
+    heuristics = heuristic_scores(test)  # the same test rows as the model
     predictions = pd.DataFrame(
         {
             USER_ID: test[USER_ID].astype(str).to_numpy(dtype=object),
@@ -808,8 +954,13 @@ def _fit_propensity(
             LABEL: y_test,
             "score": score,
             "baseline_score": baseline_score,
+            **{f"{name}_score": values for name, values in heuristics.items()},
         }
     ).reset_index(drop=True)
+    heuristic_metrics = {}
+    for name, values in heuristics.items():
+        found = classification_metrics(y_test, values)
+        heuristic_metrics[name] = {k: found[k] for k in HEURISTIC_METRICS}
     importance = permutation_importance_frame(
         model,
         test.assign(**{LABEL: y_test}),
@@ -845,6 +996,9 @@ def _fit_propensity(
         split=split.dates,
         feature_columns=kinds.used,
         empty_columns=kinds.empty,
+        unsupported_columns=unsupported,
+        absent_event_types=absent_event_types(train),
+        heuristic_test_metrics=heuristic_metrics,
         rows={"train": len(train), "valid": len(valid), "test": len(test)},
         search_truncated=truncated,
         fit_s=time.perf_counter() - started,
@@ -984,3 +1138,105 @@ def with_oracle(result: PropensityResult, truth: pd.DataFrame) -> PropensityResu
         result.baseline_test_metrics["roc_auc"] / oracle["roc_auc"]
     )
     return replace(result, oracle_metrics=metrics, test_predictions=joined)
+
+
+# ---- from an events frame ---------------------------------------------------------------------
+
+OPTIONAL_EVENT_COLUMNS = ("item_id", "price", "quantity", "session_id", "device")
+
+
+def propensity_frame(
+    events: pd.DataFrame,
+    users: pd.DataFrame | None = None,
+    items: pd.DataFrame | None = None,
+    *,
+    horizon_days: int = DEFAULT_HORIZON_DAYS,
+    snapshot_days: int | None = None,
+) -> pd.DataFrame:
+    """The labelled training frame of a shop's event log, as the train DAG would build it.
+
+    ``events`` needs ``user_id``, ``event_type`` (``view``/``add_to_cart``/``purchase``) and
+    ``event_ts``; ``item_id``, ``price``, ``quantity``, ``session_id``, ``device`` are used when
+    present (an order-line export has purchases only, maybe no sessions or devices). ``users``
+    (``user_id``, ``signup_ts``) defaults to every user known from their first event; ``items``
+    (``item_id``, ``category``) to none (no category features).
+
+    ``user_activity`` is computed for every day from the first event day (30-day windows, recency
+    carried over day to day, as the features DAG does), and labelled by :func:`purchase_labels`
+    on every day whose ``horizon_days`` label lies inside the log (the last ``snapshot_days`` of
+    them if given: a year of a few thousand customers is ~1.4M rows otherwise).
+    """
+    from pipelines.features.compute import HISTORY_DAYS, user_activity
+
+    _check_horizon(horizon_days)
+    missing = [c for c in ("user_id", "event_type", "event_ts") if c not in events.columns]
+    if missing:
+        raise ValueError(f"events lacks column(s) {missing}; it has {list(events.columns)}")
+    if events.empty:
+        raise ValueError("events is empty: nothing to learn from")
+    if snapshot_days is not None and (isinstance(snapshot_days, bool) or snapshot_days < 1):
+        raise ValueError(f"snapshot_days={snapshot_days!r}: expected a number of days >= 1")
+    stamps = pd.to_datetime(events["event_ts"], utc=True)
+    events = events.assign(
+        event_ts=stamps,
+        **{
+            c: pd.Series(None, index=events.index, dtype=object)
+            for c in OPTIONAL_EVENT_COLUMNS
+            if c not in events.columns
+        },
+    )
+    if users is None:
+        users = (
+            events.groupby(events["user_id"].astype(str), sort=True)["event_ts"]
+            .min()
+            .rename("signup_ts")
+            .reset_index()
+        )
+    first_day, last_day = stamps.min().date(), stamps.max().date()
+    days = label_complete_days(last_day, first_day, horizon_days)
+    if snapshot_days is not None:
+        days = days[-snapshot_days:]
+    if not days:
+        raise ValueError(
+            f"the log spans {first_day}..{last_day}: no snapshot day has a complete "
+            f"{horizon_days}-day label; pass a longer log or a shorter horizon"
+        )
+    wanted = set(days)
+    order = np.argsort(_micros(events["event_ts"]), kind="stable")
+    events = events.iloc[order]
+    us = _micros(events["event_ts"])
+    activity, previous = [], None
+    for offset in range((days[-1] - first_day).days + 1):
+        day = first_day + timedelta(days=offset)
+        end_us = day_end(day).value // 1_000
+        start_us = end_us - HISTORY_DAYS * 86_400_000_000
+        lo, hi = np.searchsorted(us, [start_us, end_us])
+        previous = user_activity(events.iloc[lo:hi], users, items, day, previous=previous)
+        if day in wanted:
+            activity.append(previous)
+    labels = purchase_labels(events, users, days, horizon_days)
+    features = pd.concat(activity, ignore_index=True)
+    return labels.merge(features, on=[USER_ID, TIMESTAMP], how="left", validate="one_to_one")
+
+
+def fit_propensity_on_events(
+    events: pd.DataFrame,
+    users: pd.DataFrame | None = None,
+    items: pd.DataFrame | None = None,
+    *,
+    horizon_days: int = DEFAULT_HORIZON_DAYS,
+    snapshot_days: int | None = None,
+    **fit_options: Any,
+) -> PropensityResult:
+    """:func:`propensity_frame` then :func:`fit_propensity`, split with a gap of one horizon.
+
+    ``result.metrics()`` holds the model's ``test_roc_auc`` beside
+    ``recency_heuristic_test_roc_auc`` and ``frequency_heuristic_test_roc_auc`` (the same test
+    rows); ``result.unsupported_columns`` says which features the log could not support.
+    ``fit_options`` go to :func:`fit_propensity` (``time_budget_s``, ``n_threads``, ``truth``...).
+    """
+    frame = propensity_frame(
+        events, users, items, horizon_days=horizon_days, snapshot_days=snapshot_days
+    )
+    fit_options.setdefault("gap_days", horizon_days)
+    return fit_propensity(frame, **fit_options)
