@@ -117,6 +117,79 @@ def read_offline_partition(
     return pa.concat_tables([pq.read_table(f, columns=cols) for f in files]).to_pandas()
 
 
+class CuratedReader:
+    """:func:`read_curated_window` for many days in one process, reading every file once.
+
+    A history of a year recomputes 365 windows of 30 event days and, each day, every users and
+    items partition up to it; read from disk that is ~11k event files and ~130k reference files.
+    Here each file's Arrow table is read once and kept while a window may still need it, and the
+    frames are built exactly as :func:`read_curated_window` builds them (same files in the same
+    order, same concatenation and conversion), so the features are the same, bit for bit.
+    Partitions are listed on every call and a file is read again when its size or mtime
+    changed, so days ingested between two calls (ingest D, features D, ingest D+1, ...) are seen.
+    """
+
+    def __init__(self, curated_dir: Path, days: int = HISTORY_DAYS) -> None:
+        self.curated_dir = curated_dir
+        self.days = days
+        self._tables: dict[Path, tuple[tuple[int, int], pa.Table]] = {}
+
+    def window(self, day: date) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+        """``(events, users, items)`` as known at the end of ``day``."""
+        first = day - timedelta(days=self.days - 1)
+        window = [first + timedelta(days=i) for i in range(self.days)]
+        event_files = [
+            f for d in window for f in parquet_files(partition_dir(self.curated_dir, "events", d))
+        ]
+        # events of days that left the window are not needed again (days go forward)
+        for path in [p for p in self._tables if _is_events_before(p, self.curated_dir, first)]:
+            del self._tables[path]
+        events = self._frame(event_files, contract.EVENTS, EVENT_COLUMNS, DICTIONARY_COLUMNS)
+        return events, self._latest(contract.USERS, day), self._latest(contract.ITEMS, day)
+
+    def _latest(self, spec: contract.Table, day: date) -> pd.DataFrame:
+        days = [d for d in partition_days(self.curated_dir, spec.name) if d <= day]
+        files = [
+            f for d in days for f in parquet_files(partition_dir(self.curated_dir, spec.name, d))
+        ]
+        frame = self._frame(files, spec, tuple(spec.column_names))
+        return frame.drop_duplicates(spec.key, keep="last").reset_index(drop=True)
+
+    def _frame(
+        self,
+        files: Sequence[Path],
+        spec: contract.Table,
+        columns: Sequence[str],
+        dictionary: Sequence[str] = (),
+    ) -> pd.DataFrame:
+        import pandas as pd
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        tables = []
+        for path in files:
+            stat = path.stat()
+            version = (stat.st_mtime_ns, stat.st_size)
+            cached = self._tables.get(path)
+            if cached is None or cached[0] != version:
+                table = pq.read_table(path, columns=list(columns), read_dictionary=list(dictionary))
+                cached = self._tables[path] = (version, table)
+            tables.append(cached[1])
+        if not tables:
+            schema = pa.schema([spec.arrow_schema().field(c) for c in columns])
+            return schema.empty_table().to_pandas()
+        arrow_strings = {pa.string(): pd.StringDtype("pyarrow")}
+        return pa.concat_tables(tables).to_pandas(types_mapper=arrow_strings.get)
+
+
+def _is_events_before(path: Path, curated_dir: Path, first: date) -> bool:
+    """Is ``path`` a curated events file of a day before ``first``?"""
+    folder = path.parent
+    if folder.parent != curated_dir / "events" or not folder.name.startswith("date="):
+        return False
+    return date.fromisoformat(folder.name.removeprefix("date=")) < first
+
+
 # ---- writing ----------------------------------------------------------------------------------
 
 
@@ -172,11 +245,15 @@ def _feature_table(name: str) -> FeatureTable:
 # ---- one day ----------------------------------------------------------------------------------
 
 
-def compute_features_for_day(settings: Settings, day: date) -> dict[str, Path]:
+def compute_features_for_day(
+    settings: Settings, day: date, *, reader: CuratedReader | None = None
+) -> dict[str, Path]:
     """Compute and write ``user_activity`` and ``item_popularity`` for ``day``; their paths.
 
     Recency is carried over from the previous day's ``user_activity`` partition when there is
     one, so a user quiet for longer than the 30-day window keeps an honest ``days_since_*``.
+    ``reader`` (a :class:`CuratedReader`) reads each curated file once over many days, for a
+    history of days computed in one process; without it the window is read from disk.
     """
     from pipelines.features.compute import item_popularity, user_activity
 
@@ -186,7 +263,10 @@ def compute_features_for_day(settings: Settings, day: date) -> dict[str, Path]:
             f"no curated events for {day}: {events_dir} is missing or holds no parquet file. "
             f"Features read curated data only; run `personalize run ingest --date {day}` first"
         )
-    events, users, items = read_curated_window(settings.curated_dir, day)
+    if reader is None:
+        events, users, items = read_curated_window(settings.curated_dir, day)
+    else:
+        events, users, items = reader.window(day)
     offline = settings.feast_offline_dir
     previous = read_offline_partition(
         offline,
