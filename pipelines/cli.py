@@ -379,7 +379,7 @@ def import_(
         typer.Option(
             "--backfill",
             help="Then run ingest -> features -> monitor for every imported day and train "
-            "(see `personalize history`).",
+            "(the bulk path of `personalize load-history`).",
         ),
     ] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
@@ -447,9 +447,9 @@ def import_(
     except ImportProblem as problem:
         raise _usage_error(str(problem)) from None
 
-    if as_json:
+    if as_json and not backfill:
         console.print_json(json.dumps(payload))
-    else:
+    elif not as_json:
         console.print(
             f"{path}: read {report.rows_read:,} rows, wrote {report.rows_written:,} "
             f"into {len(report.partitions)} day partition(s) of landing/{table}, "
@@ -476,18 +476,21 @@ def import_(
             "against the rejects file."
         )
         raise typer.Exit(EXIT_DATA)
-    if backfill:
-        _backfill_imported(ctx, settings, report)
-    elif not as_json and report.partitions:
-        days = sorted(p.name.removeprefix("date=") for p in report.partitions)
+    days = sorted(date.fromisoformat(p.name.removeprefix("date=")) for p in report.partitions)
+    if backfill and days:
+        from pipelines.cli_history import history_command
+
+        # --json: one document, the import's report beside the history's
+        code = history_command(
+            settings, days[0], days[-1], as_json=as_json, json_with={"import": payload}
+        )
+        if code:
+            raise typer.Exit(code)
+    elif not as_json and days:
         console.print(
-            f"next: `personalize history --start {days[0]} --end {days[-1]}` "
+            f"next: `personalize load-history --start {days[0]} --end {days[-1]}` "
             "(or re-run with --backfill)"
         )
-
-
-def _backfill_imported(ctx: typer.Context, settings: Settings, report: object) -> None:
-    raise _usage_error("--backfill: not wired yet")
 
 
 @app.command()
@@ -748,8 +751,8 @@ def _parse_day(text: str, option: str) -> date:
         raise _usage_error(f"{option} {text!r} is not a date YYYY-MM-DD") from None
 
 
-# these modules register their commands on `app` (train, models, ..., up, down, story)
-from pipelines import cli_models, cli_services, cli_story  # noqa: E402, F401
+# these modules register their commands on `app` (load-history, train, models, ..., up, down, story)
+from pipelines import cli_history, cli_models, cli_services, cli_story  # noqa: E402, F401
 
 if __name__ == "__main__":
     app()

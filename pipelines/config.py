@@ -90,6 +90,12 @@ class Settings(BaseSettings):
         30, description="Days of data a training run looks at, ending with its day."
     )
     train_seed: int = Field(42, description="Seed of every model fit: same data, same model.")
+    propensity_horizon_days: int = Field(
+        7,
+        ge=1,
+        description="Label horizon N of the propensity model: does the user buy again within N "
+        "days (training labels, split gap, live performance in monitoring).",
+    )
     train_time_budget_seconds: float = Field(
         20.0, description="Wall-clock budget of the propensity hyper-parameter search."
     )
@@ -97,6 +103,12 @@ class Settings(BaseSettings):
         "",
         description="Recommender candidates to try, comma-separated (popularity, item_knn, "
         "category_affinity, ease); empty = all of them.",
+    )
+    recommender_exclude_seen: Literal["auto", "true", "false"] = Field(
+        "auto",
+        description="Whether a customer's own past items may be recommended (buy again): "
+        "true = never, false = allowed, auto = decided by validation (truth then counts "
+        "repeat interactions). Env PERSONALIZE_RECOMMENDER_EXCLUDE_SEEN.",
     )
     gates_file: Path | None = Field(
         None, description="Gate thresholds (TOML); defaults to the versioned pipelines/gates.toml."

@@ -45,8 +45,8 @@ SEGMENT_K_RANGE = (4, 8)
 RECOMMENDER_VALID_DAYS = 7
 RECOMMENDER_TEST_DAYS = 7
 PURPOSE = {
-    "propensity": "Probability that a customer purchases within the next 7 days, for targeting "
-    "and budget allocation.",
+    "propensity": "Probability that a customer purchases within the next N days "
+    "(N = propensity_horizon_days, default 7), for targeting and budget allocation.",
     "recommender": "Top-k items a customer is most likely to be interested in next (interest "
     "prediction from views, carts and purchases), for on-site and e-mail recommendations.",
     "segmentation": "Customer segments from recency, frequency, monetary value and engagement, "
@@ -56,6 +56,10 @@ PURPOSE = {
 
 class TrainingError(Exception):
     """A model that cannot be trained as asked, with what to do about it."""
+
+
+class NotEnoughHistory(TrainingError):
+    """The window holds too few days for the model's split: a young shop, not a broken run."""
 
 
 @dataclass(frozen=True)
@@ -119,7 +123,14 @@ def train_for_run(model: str, context: Mapping[str, Any]) -> dict[str, Any] | No
     if not model_requested(model, context):
         return None
     settings = get_settings()
-    return train_model(settings, model, train_day(settings, context)).to_xcom()
+    try:
+        return train_model(settings, model, train_day(settings, context)).to_xcom()
+    except NotEnoughHistory as young:
+        from airflow.sdk.exceptions import AirflowSkipException
+
+        # a retrain asked for on a shop with a week of history is not an incident: the task is
+        # skipped with the reason, the champion stays, and the next run tries again
+        raise AirflowSkipException(str(young)) from young
 
 
 def gate_for_run(model: str, trained: Mapping[str, Any] | None) -> dict[str, Any] | None:
@@ -201,10 +212,10 @@ def _truth(settings: Settings, name: str) -> pd.DataFrame | None:
 
 
 def propensity_run(settings: Settings, end: date) -> TrainingRun:
+    from pipelines.data.generator import LABEL_HORIZON_DAYS as TRUTH_HORIZON_DAYS
     from pipelines.features.offline import read_curated_window
     from pipelines.features.training import features_at_day, training_set
     from pipelines.models.propensity import (
-        HORIZON_DAYS,
         KEY_COLUMNS,
         LABEL,
         fit_propensity,
@@ -214,26 +225,29 @@ def propensity_run(settings: Settings, end: date) -> TrainingRun:
     )
     from pipelines.registry import curated_lineage
 
+    horizon = settings.propensity_horizon_days
     first, end = _window(settings, end)
-    days = label_complete_days(end, first)
+    days = label_complete_days(end, first, horizon)
     if len(days) < 6:
-        raise TrainingError(
+        raise NotEnoughHistory(
             f"propensity: the window {first}..{end} leaves {len(days)} snapshot day(s) with "
-            f"complete {HORIZON_DAYS}-day labels; it needs at least 6 "
+            f"complete {horizon}-day labels; it needs at least 6 "
             f"(ingest more days, or set PERSONALIZE_TRAIN_WINDOW_DAYS higher)"
         )
     events, users, _ = read_curated_window(settings.curated_dir, end, days=(end - first).days + 1)
-    labels = purchase_labels(events, users, days)
+    labels = purchase_labels(events, users, days, horizon)
     frame = training_set(labels, FEATURE_SERVICES["propensity"], settings=settings)
     result = fit_propensity(
         frame,
+        gap_days=horizon,
         seed=settings.train_seed,
         time_budget_s=settings.train_time_budget_seconds,
         # the ranking of features is stable on a few thousand rows; 10k cost ~6 s a retrain
         importance_rows=IMPORTANCE_ROWS,
     )
+    # the generator's truth is a 7-day probability: no oracle for another horizon
     truth = _truth(settings, "purchase_probability_7d.parquet")
-    if truth is not None:
+    if truth is not None and horizon == TRUTH_HORIZON_DAYS:
         try:
             result = with_oracle(result, truth)
         except ValueError as mismatch:  # a truth of another shop (or an imported log's state)
@@ -254,8 +268,16 @@ def propensity_run(settings: Settings, end: date) -> TrainingRun:
         (name, chosen.get(name), baseline.get(name))
         for name in ("roc_auc", "pr_auc", "brier", "ece", "lift_top_decile")
     ]
+    rows += [
+        (f"roc_auc of the {name} rule", chosen.get("roc_auc"), found["roc_auc"])
+        for name, found in result.heuristic_test_metrics.items()
+    ]
     caveats = [
-        f"Labels need {HORIZON_DAYS} days to mature: snapshots stop at {days[-1]}.",
+        f"Labels need {horizon} days to mature: snapshots stop at {days[-1]}.",
+        f"Features left out, unsupported by this log: {', '.join(result.unsupported_columns)} "
+        f"(event types absent from training: {', '.join(result.absent_event_types) or '-'})"
+        if result.unsupported_columns
+        else "",
         f"Empty feature columns ignored: {', '.join(result.empty_columns)}"
         if result.empty_columns
         else "",
@@ -302,6 +324,11 @@ def recommender_candidates(settings: Settings, items: pd.DataFrame | None) -> di
     return {label: model for label, model in candidates.items() if family[label] in wanted}
 
 
+SEEN_EXCLUDED_NOTE = (
+    "Seen items are excluded at recommendation time (repeat purchases are not recommended)."
+)
+
+
 def recommender_run(settings: Settings, end: date) -> TrainingRun:
     import pandas as pd
 
@@ -311,6 +338,13 @@ def recommender_run(settings: Settings, end: date) -> TrainingRun:
     from pipelines.registry import curated_lineage
 
     first, end = _window(settings, end)
+    needed = RECOMMENDER_VALID_DAYS + RECOMMENDER_TEST_DAYS + 1
+    if (end - first).days + 1 < needed:
+        raise NotEnoughHistory(
+            f"recommender: the window {first}..{end} holds {(end - first).days + 1} day(s); "
+            f"the split needs at least {needed} ({RECOMMENDER_VALID_DAYS} validation, "
+            f"{RECOMMENDER_TEST_DAYS} test, and days to train on): ingest more days"
+        )
     events, _, items = read_curated_window(settings.curated_dir, end, days=(end - first).days + 1)
     if events.empty:
         raise TrainingError(f"recommender: no curated events in {first}..{end}")
@@ -324,6 +358,7 @@ def recommender_run(settings: Settings, end: date) -> TrainingRun:
         "test_days": RECOMMENDER_TEST_DAYS,
         "k": RECOMMEND_K,
         "seed": settings.train_seed,
+        "exclude_seen": settings.recommender_exclude_seen,
     }
     try:
         evaluation = evaluate_events(events, truth_dir=truth_dir, **protocol)
@@ -333,8 +368,12 @@ def recommender_run(settings: Settings, end: date) -> TrainingRun:
         # the truth under <home>/truth is of another shop: evaluate without the oracle
         log.warning("recommender: no oracle figures: %s", mismatch)
         evaluation = evaluate_events(events, truth_dir=None, **protocol)
+    include_seen = settings.recommender_exclude_seen != "true"  # the truth selection used
     split = split_interactions(
-        events, valid_days=RECOMMENDER_VALID_DAYS, test_days=RECOMMENDER_TEST_DAYS
+        events,
+        valid_days=RECOMMENDER_VALID_DAYS,
+        test_days=RECOMMENDER_TEST_DAYS,
+        include_seen=include_seen,
     )
     model = evaluation.selection.model
     summary = evaluation.to_dict()
@@ -342,6 +381,9 @@ def recommender_run(settings: Settings, end: date) -> TrainingRun:
     popularity = evaluation.metrics["popularity"]
     metrics = {f"test_{k}": v for k, v in chosen.items()}
     metrics.update({f"baseline_test_{k}": v for k, v in popularity.items()})
+    if "buy_again" in evaluation.metrics:
+        again = evaluation.metrics["buy_again"]
+        metrics.update({f"buy_again_test_{k}": v for k, v in again.items()})
     if "oracle" in evaluation.metrics:
         metrics.update({f"oracle_{k}": v for k, v in evaluation.metrics["oracle"].items()})
         oracle = evaluation.metrics["oracle"].get("ndcg_at_10")
@@ -352,6 +394,10 @@ def recommender_run(settings: Settings, end: date) -> TrainingRun:
     metrics.update({f"valid_{k}": v for k, v in evaluation.selection.scores.items()})
     history = split.train_and_valid
     seen = history[["user_id", "item_id"]].astype(str).drop_duplicates()
+    if not evaluation.selection.exclude_seen:
+        # the champion may show a customer their own items: the gate must judge challenger
+        # and champion on the same lists, so nothing is left out of either
+        seen = seen.iloc[:0]
     # what monitoring compares with: the categories recommended to the users active on the last
     # day of the window (a later day's active users get the same treatment)
     last_day = events[events["event_ts"] >= pd.Timestamp(end, tz="UTC")]
@@ -362,9 +408,13 @@ def recommender_run(settings: Settings, end: date) -> TrainingRun:
         for name in ("ndcg_at_10", "recall_at_10", "precision_at_10", "map_at_10", "hit_rate_at_10")
     ]
     caveats = [
-        "Seen items are excluded at recommendation time (repeat purchases are not recommended).",
+        SEEN_EXCLUDED_NOTE
+        if evaluation.selection.exclude_seen
+        else f"Seen items may be recommended (buy again); setting "
+        f"{settings.recommender_exclude_seen}, decided by validation when auto.",
         _oracle_note(metrics.get("oracle_ndcg_at_10"), chosen.get("ndcg_at_10"), "NDCG@10"),
-        f"Test: interactions after {split.test_start.date()} with items new to the user.",
+        f"Test: interactions after {split.test_start.date()} with "
+        + ("any item (repeats count)." if include_seen else "items new to the user."),
     ]
     lineage = curated_lineage(settings, first, end, feature_service=FEATURE_SERVICES["recommender"])
     return _training_run(
@@ -373,6 +423,8 @@ def recommender_run(settings: Settings, end: date) -> TrainingRun:
         log_model=_sklearn_logger(model, None, skops=False),
         params={
             "candidate": evaluation.selection.name,
+            "winner": evaluation.selection.label,
+            "exclude_seen": evaluation.selection.exclude_seen,
             **{f"model_{k}": v for k, v in evaluation.selection.params.items()},
             "selection_metric": evaluation.selection.metric,
             "test_users": evaluation.n_users,

@@ -8,9 +8,9 @@
   alike on both sides;
 * **prediction drift** — the champion's scores (propensity), segment shares (segmentation) or
   recommended categories (recommender) against the reference;
-* **live performance** once labels have matured — propensity snapshots 7 days back, the
-  recommender on the last days' interactions — for the champion and, in shadow on the same rows,
-  the ``previous_champion``.
+* **live performance** once labels have matured — propensity snapshots one label horizon
+  (``propensity_horizon_days``) back, the recommender on the last days' interactions — for the
+  champion and, in shadow on the same rows, the ``previous_champion``.
 
 The gates (:mod:`pipelines.gates`) turn those numbers into actions: alert, retrain (the DAG
 triggers ``train``), or roll back through :func:`pipelines.registry.rollback`. Every alert carries
@@ -38,7 +38,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-LABEL_HORIZON_DAYS = 7
 LIVE_SNAPSHOT_DAYS = 3  # matured propensity snapshots scored per day (more rows, more power)
 LIVE_INTERACTION_DAYS = 3  # recommender: the last days' new interactions are its live truth
 GAP_LOOKBACK_DAYS = 7  # missing feature days looked for behind the monitored day
@@ -444,7 +443,8 @@ def _live_performance(
 
 
 def _propensity_live(settings: Settings, day: date, trained_until: date) -> Any:
-    """Scorer of models on the snapshots whose 7-day labels matured by ``day`` (after training)."""
+    """Scorer of models on the snapshots whose labels (``settings.propensity_horizon_days``)
+    matured by ``day`` (after training)."""
     import pandas as pd
 
     from pipelines.features.offline import read_curated_window
@@ -453,7 +453,8 @@ def _propensity_live(settings: Settings, day: date, trained_until: date) -> Any:
     from pipelines.models.classification import classification_metrics
     from pipelines.models.propensity import purchase_labels
 
-    last = day - timedelta(days=LABEL_HORIZON_DAYS)
+    horizon = settings.propensity_horizon_days
+    last = day - timedelta(days=horizon)
     snapshots = [
         last - timedelta(days=back)
         for back in range(LIVE_SNAPSHOT_DAYS - 1, -1, -1)
@@ -463,7 +464,7 @@ def _propensity_live(settings: Settings, day: date, trained_until: date) -> Any:
         return None
     span = (day - snapshots[0]).days + 1
     events, users, _ = read_curated_window(settings.curated_dir, day, days=span)
-    labels = purchase_labels(events, users, snapshots)
+    labels = purchase_labels(events, users, snapshots, horizon)
     frames = [features_at_day(settings, "propensity_v1", s) for s in snapshots]
     frames = [f for f in frames if f is not None]
     if not frames:

@@ -9,6 +9,7 @@ reasons name the real column and rule.
 
 from __future__ import annotations
 
+import math
 import statistics
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
@@ -204,16 +205,14 @@ def volume_band(
     """
     floor = int(volume.get("floor", 0))
     needed = int(volume.get("min_history_days", 3))
-    lower_ratio = float(volume.get("lower_ratio") or 0.0)
-    upper_ratio = volume.get("upper_ratio")
     like_days: set[date] = set()
     if volume.get("compare") == "same_weekday":
         like_days = {d for d in daily_rows if d.weekday() == day.weekday()}
         if len(like_days) >= needed:
-            median = statistics.median(daily_rows[d] for d in like_days)
-            upper = None if upper_ratio is None else int(median * float(upper_ratio)) + 1
-            lower = max(floor, int(median * lower_ratio))
-            return lower, upper, f"median of the last {len(like_days)} {day:%A}s"
+            rows = [daily_rows[d] for d in like_days]
+            median = statistics.median(rows)
+            basis = f"median of the last {len(like_days)} {day:%A}s"
+            return _band(median, median, rows, volume, basis)
     recent = date.fromordinal(day.toordinal() - int(volume.get("history_days", 7)))
     trailing = {d for d in daily_rows if d >= recent}
     if len(trailing) < needed:
@@ -221,11 +220,36 @@ def volume_band(
     # the same weekdays seen so far belong in the range too: after a holiday closure the last
     # week may hold no quiet Sunday to compare a quiet Sunday with
     rows = [daily_rows[d] for d in trailing | like_days]
-    lower = max(floor, int(min(rows) * lower_ratio))
-    upper = None if upper_ratio is None else int(max(rows) * float(upper_ratio)) + 1
     basis = f"range of the last {len(trailing)} trading days"
     if like_days - trailing:
         basis += f" and {len(like_days - trailing)} earlier {day:%A}(s)"
+    return _band(min(rows), max(rows), rows, volume, basis)
+
+
+def _band(
+    low: float, high: float, rows: list[int], volume: dict[str, Any], basis: str
+) -> tuple[int, int | None, str | None]:
+    """``low * lower_ratio .. high * upper_ratio``, widened to the shop's own day-to-day noise.
+
+    A small shop's days swing by more than 2x (three invoices one day, twenty the next): below
+    ``min_band_rows`` a day's count says nothing a floor does not, and above it the ratios widen
+    to ``noise_sigmas`` robust standard deviations of the reference days' log counts.
+    """
+    floor = int(volume.get("floor", 0))
+    if statistics.median(rows) < int(volume.get("min_band_rows", 0)):
+        return floor, None, None
+    lower_ratio = float(volume.get("lower_ratio") or 0.0)
+    upper_ratio = volume.get("upper_ratio")
+    sigmas = volume.get("noise_sigmas")
+    if sigmas and len(rows) >= 3:
+        logs = [math.log(max(n, 1)) for n in rows]
+        centre = statistics.median(logs)
+        spread = 1.4826 * statistics.median(abs(x - centre) for x in logs)  # MAD as a sigma
+        noise = math.exp(float(sigmas) * spread)
+        lower_ratio = min(lower_ratio, 1 / noise)
+        upper_ratio = None if upper_ratio is None else max(float(upper_ratio), noise)
+    lower = max(floor, int(low * lower_ratio))
+    upper = None if upper_ratio is None else int(high * float(upper_ratio)) + 1
     return lower, upper, basis
 
 
@@ -280,9 +304,11 @@ def prepare(
     volume = suite_meta.get("volume", {})
     min_rows, max_rows, basis = volume_band(history.daily_rows, volume, batch.day)
     if basis is None:
+        small = volume.get("min_band_rows")
         skipped["volume"] = (
-            f"fewer than {volume.get('min_history_days', 3)} curated days for a band; "
-            f"only the floor of {min_rows} rows is checked"
+            f"fewer than {volume.get('min_history_days', 3)} curated days for a band"
+            + (f", or a median below {small} rows (a small shop's days swing)" if small else "")
+            + f"; only the floor of {min_rows} rows is checked"
         )
     partial = partial_day_reason(batch)
     if partial is not None:

@@ -108,3 +108,24 @@ def test_after_a_holiday_closure_a_quiet_sunday_is_compared_with_earlier_sundays
     history.update({date(2010, 12, 19): 480, date(2010, 12, 12): 520})  # Sundays before closing
     lower, _, basis = volume_band(history, WEEKLY, sunday)
     assert lower == 240 and "2 earlier Sunday" in (basis or "")
+
+
+NOISY = {**WEEKLY, "noise_sigmas": 3, "min_band_rows": 100}
+
+
+def test_a_shop_whose_days_swing_is_judged_by_its_own_swing() -> None:
+    """Mondays of 400 to 2,500 lines (a few big invoices): a 300-line Monday is usual here."""
+    history = {DAY - timedelta(weeks=back): n for back, n in enumerate([400, 2500, 900, 1500], 1)}
+    assert volume_band(history, WEEKLY, DAY)[0] > 300, "the plain ratio band would quarantine it"
+    lower, upper, _ = volume_band(history, NOISY, DAY)
+    assert lower < 300 and upper > 2 * 2500
+    steady = {d: 1000 + 10 * i for i, d in enumerate(history)}
+    assert volume_band(steady, NOISY, DAY)[:2] == volume_band(steady, WEEKLY, DAY)[:2], (
+        "a steady shop keeps the 0.5x..2x band: a half-empty batch is still caught"
+    )
+
+
+def test_below_the_band_minimum_only_the_floor_is_checked() -> None:
+    history = {DAY - timedelta(weeks=back): n for back, n in enumerate([40, 45, 50], 1)}
+    assert volume_band(history, NOISY, DAY) == (1, None, None)
+    assert volume_band(history, WEEKLY, DAY)[0] == 22

@@ -23,6 +23,7 @@ from pipelines.config import Settings
 from pipelines.data import partitions
 from pipelines.data.catalogue import import_shop_log
 from pipelines.features.offline import compute_features_for_day
+from pipelines.models.pipeline import NotEnoughHistory, train_model
 from pipelines.validation.ingest import closed_days, ingest_table
 
 ORDER_MAP = {
@@ -42,7 +43,9 @@ CLICK_MAP = {
 }
 
 
-def order_lines(path: Path, start: date, days: int, prefix: str, seed: int = 1) -> dict[str, int]:
+def order_lines(
+    path: Path, start: date, days: int, prefix: str, seed: int = 1, invoices: int = 12
+) -> dict[str, int]:
     """A wholesaler's order lines; returns the planted bad rows by their reject reason."""
     rng = np.random.default_rng(seed)
     rows, planted = [], {"negative quantity (cancellation/return)": 0, "missing user_id": 0}
@@ -50,7 +53,7 @@ def order_lines(path: Path, start: date, days: int, prefix: str, seed: int = 1) 
         day = start + timedelta(days=offset)
         if day.weekday() == 5:  # closed on Saturdays
             continue
-        for invoice in range(12 if day.weekday() != 6 else 6):  # quieter Sundays
+        for invoice in range(invoices if day.weekday() != 6 else invoices // 2):  # quiet Sundays
             customer = f"{prefix}{rng.integers(0, 40)}"
             minute = int(rng.integers(8 * 60, 17 * 60))
             stamp = f"{day:%d/%m/%Y} {minute // 60:02d}:{minute % 60:02d}"
@@ -223,17 +226,24 @@ def test_weekend_gaps_run_through_the_dags_without_quarantine_or_alert(
     days = [start + timedelta(days=i) for i in range(9)]
     weekend = {d for d in days if d.weekday() >= 5}
     records = [r for day in days for r in run_dag(settings, "ingest", day, follow=True)]
-    assert {(r.dag_id, r.state) for r in records} == {
-        ("ingest", "success"),
-        ("features", "success"),
-        ("monitor", "success"),
-    }, [(r.dag_id, r.day, r.state, r.error) for r in records if r.state != "success"]
+    # a champion left by another test may see this shop as drift and ask for a retrain: with a
+    # week of history that train run skips its fits (not enough days for the split), not fails
+    assert {r.dag_id for r in records} >= {"ingest", "features", "monitor"}
+    assert all(r.ok for r in records), [
+        (r.dag_id, r.day, r.state, r.error) for r in records if not r.ok
+    ]
     assert closed_days(settings) >= weekend
     assert not [p for p in settings.quarantine_dir.rglob("reason.json") if "2026-10" in str(p)]
     alerts = [a for a in read_alerts(settings.alerts_file) if str(a.get("day", "")) in {
         d.isoformat() for d in weekend
     }]  # fmt: skip
     assert alerts == [], json.dumps(alerts, default=str)[:500]
+    # the recommender's split needs more than a week: the young shop's retrain is skipped
+    conf = {"day": days[-1].isoformat(), "models": ["recommender", "propensity"]}
+    young = run_dag(settings, "train", days[-1], conf=conf)
+    assert [r.state for r in young] == ["success"], [r.failed_tasks for r in young]
+    with pytest.raises(NotEnoughHistory, match="the split needs at least"):
+        train_model(settings, "recommender", days[-1])
 
 
 @pytest.mark.parametrize("weekday", [5])
@@ -255,7 +265,8 @@ def test_an_exports_partial_last_day_is_loaded_with_its_volume_judged_by_the_flo
 ) -> None:
     settings = Settings(home=tmp_path / "home", closed_weekdays=["sat"])
     source = tmp_path / "orders.csv"
-    order_lines(source, date(2025, 3, 3), 12, prefix="")
+    # ~160 lines a day: above the suite's min_band_rows, so a short full day is caught
+    order_lines(source, date(2025, 3, 3), 12, prefix="", invoices=48)
     frame = pd.read_csv(source, dtype=str)
     stamps = pd.to_datetime(frame["InvoiceDate"], format="%d/%m/%Y %H:%M")
     last = stamps.dt.date.max()
