@@ -114,7 +114,10 @@ class ShopExport:
     def import_command(self, home: Path | None = None) -> str:
         """The shell command to run next, quoted for copy and paste."""
         prefix = ["personalize"] + (["--home", str(home)] if home is not None else [])
-        return shlex.join([*prefix, "import", *self.import_args()])
+        # the shop's calendar travels as settings: its closed days then load as closed
+        calendar = self.to_dict().get("calendar_settings", {})
+        env = [f"PERSONALIZE_{k.upper()}={shlex.quote(json.dumps(v))}" for k, v in calendar.items()]
+        return " ".join([*env, shlex.join([*prefix, "import", *self.import_args()])])
 
     def is_open(self, day: date) -> bool:
         return day.weekday() not in self.closed_weekdays and day not in self.closed_dates

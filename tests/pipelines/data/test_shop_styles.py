@@ -66,7 +66,10 @@ def test_recipe_is_written_next_to_the_export_and_reads_back(tmp_path: Path) -> 
     assert args[args.index("--event-type") + 1] == "purchase"
     assert args[args.index("--timezone") + 1] == "Europe/London"
     assert args[args.index("--items") + 1] == str(export.items)
-    assert export.import_command().startswith("personalize import ")
+    command = export.import_command()
+    # the calendar comes first, as settings: the closed Saturdays then load as closed days
+    assert command.startswith("PERSONALIZE_CLOSED_WEEKDAYS='[\"sat\"]' ")
+    assert "PERSONALIZE_CLOSED_DATES='[\"12-24..01-03\"]' personalize import " in command
 
 
 def test_wholesale_is_closed_on_saturdays_and_over_christmas(wholesale_year: ShopExport) -> None:
