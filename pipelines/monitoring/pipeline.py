@@ -428,11 +428,13 @@ def _live_performance(
     floor = config.floors.get(model)
     if floor is None:
         return None
-    scorer = {"propensity": _propensity_live, "recommender": _recommender_live}[model]
-    evidence = scorer(settings, day, trained_until)
+    champion = registry.load_version(settings, model, current[CHAMPION])
+    if model == "recommender":
+        evidence = _recommender_live(settings, day, trained_until, champion)
+    else:
+        evidence = _propensity_live(settings, day, trained_until)
     if evidence is None:
         return None
-    champion = registry.load_version(settings, model, current[CHAMPION])
     champion_live = evidence(champion)
     previous_live = None
     if current.get(PREVIOUS) is not None:
@@ -482,11 +484,14 @@ def _propensity_live(settings: Settings, day: date, trained_until: date) -> Any:
     return evidence
 
 
-def _recommender_live(settings: Settings, day: date, trained_until: date) -> Any:
-    """Scorer of recommenders on the last days' new interactions (after training)."""
+def _recommender_live(settings: Settings, day: date, trained_until: date, champion: Any) -> Any:
+    """Scorer of recommenders on the last days' interactions (after training), judged as the
+    champion was selected: only items new to each user, or — for a champion that may show a
+    customer their own items (buy again) — every interaction, repeats included. The previous
+    champion is scored on the same users and truth, so the two stay paired."""
     from pipelines.features.offline import read_curated_window
     from pipelines.models.pipeline import ranking_evidence
-    from pipelines.models.recommender import novel_truth
+    from pipelines.models.recommender import holdout_truth
 
     start = max(day - timedelta(days=LIVE_INTERACTION_DAYS - 1), trained_until + timedelta(days=1))
     if start > day:
@@ -497,10 +502,13 @@ def _recommender_live(settings: Settings, day: date, trained_until: date) -> Any
 
     cut = pd.Timestamp(start, tz="UTC")
     before, period = events[stamps < cut], events[stamps >= cut]
-    truth = novel_truth(before, period)
+    repeats_count = not getattr(champion, "exclude_seen", True)
+    truth = holdout_truth(before, period, include_seen=repeats_count)
     if truth.empty:
         return None
     seen = before[["user_id", "item_id"]].astype(str).drop_duplicates()
+    if repeats_count:
+        seen = seen.iloc[:0]  # nothing left out of the lists: a customer's own items count
     users = sorted(truth["user_id"].astype(str).unique())[:RECOMMENDER_SAMPLE_USERS]
     truth = truth[truth["user_id"].astype(str).isin(users)]
 
