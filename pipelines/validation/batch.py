@@ -212,7 +212,7 @@ def volume_band(
             rows = [daily_rows[d] for d in like_days]
             median = statistics.median(rows)
             basis = f"median of the last {len(like_days)} {day:%A}s"
-            return _band(median, median, rows, volume, basis)
+            return _band(median, median, rows, _pooled(daily_rows, day, volume), volume, basis)
     recent = date.fromordinal(day.toordinal() - int(volume.get("history_days", 7)))
     trailing = {d for d in daily_rows if d >= recent}
     if len(trailing) < needed:
@@ -223,17 +223,40 @@ def volume_band(
     basis = f"range of the last {len(trailing)} trading days"
     if like_days - trailing:
         basis += f" and {len(like_days - trailing)} earlier {day:%A}(s)"
-    return _band(min(rows), max(rows), rows, volume, basis)
+    return _band(min(rows), max(rows), rows, _pooled(daily_rows, day, volume), volume, basis)
+
+
+def _pooled(daily_rows: dict[date, int], day: date, volume: dict[str, Any]) -> list[int]:
+    """Every trading day the band may read (the history window): more days than one weekday's
+    four, for a steadier estimate of the shop's swing."""
+    since = day - timedelta(days=history_window_days(volume))
+    return [n for d, n in daily_rows.items() if since <= d < day]
+
+
+def _log_spread(rows: list[int]) -> float:
+    """The median absolute deviation of log counts, as a standard deviation (0 below 3 days).
+    Robust to a weekly rhythm: a busy Monday among five alike days does not move it."""
+    if len(rows) < 3:
+        return 0.0
+    logs = [math.log(max(n, 1)) for n in rows]
+    centre = statistics.median(logs)
+    return 1.4826 * statistics.median(abs(x - centre) for x in logs)
 
 
 def _band(
-    low: float, high: float, rows: list[int], volume: dict[str, Any], basis: str
+    low: float,
+    high: float,
+    rows: list[int],
+    pooled: list[int],
+    volume: dict[str, Any],
+    basis: str,
 ) -> tuple[int, int | None, str | None]:
     """``low * lower_ratio .. high * upper_ratio``, widened to the shop's own day-to-day noise.
 
     A small shop's days swing by more than 2x (three invoices one day, twenty the next): below
     ``min_band_rows`` a day's count says nothing a floor does not, and above it the ratios widen
-    to ``noise_sigmas`` robust standard deviations of the reference days' log counts.
+    to ``noise_sigmas`` robust standard deviations of log counts — of the reference days, or of
+    every trading day in the window (``pooled``) when those swing more.
     """
     floor = int(volume.get("floor", 0))
     if statistics.median(rows) < int(volume.get("min_band_rows", 0)):
@@ -241,11 +264,8 @@ def _band(
     lower_ratio = float(volume.get("lower_ratio") or 0.0)
     upper_ratio = volume.get("upper_ratio")
     sigmas = volume.get("noise_sigmas")
-    if sigmas and len(rows) >= 3:
-        logs = [math.log(max(n, 1)) for n in rows]
-        centre = statistics.median(logs)
-        spread = 1.4826 * statistics.median(abs(x - centre) for x in logs)  # MAD as a sigma
-        noise = math.exp(float(sigmas) * spread)
+    if sigmas:
+        noise = math.exp(float(sigmas) * max(_log_spread(rows), _log_spread(pooled)))
         lower_ratio = min(lower_ratio, 1 / noise)
         upper_ratio = None if upper_ratio is None else max(float(upper_ratio), noise)
     lower = max(floor, int(low * lower_ratio))

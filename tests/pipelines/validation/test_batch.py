@@ -129,3 +129,20 @@ def test_below_the_band_minimum_only_the_floor_is_checked() -> None:
     history = {DAY - timedelta(weeks=back): n for back, n in enumerate([40, 45, 50], 1)}
     assert volume_band(history, NOISY, DAY) == (1, None, None)
     assert volume_band(history, WEEKLY, DAY)[0] == 22
+
+
+def test_three_alike_weekdays_do_not_hide_how_much_the_shop_swings() -> None:
+    """Three Wednesdays close together (153, 142, 222) but days of 54 to 251 lines all month
+    (a small wholesaler, 2011-03): a 66-line Wednesday is within its swing."""
+    wednesday = date(2011, 3, 30)
+    month = [154, 178, 156, 222, 166, 101, 89, 180, 135, 142, 225, 54, 94, 100, 132, 153]
+    month += [160, 123, 78, 170, 100]
+    history = {}
+    day = wednesday - timedelta(days=1)
+    for n in reversed(month):
+        while day.weekday() == 5:  # closed on Saturdays
+            day -= timedelta(days=1)
+        history[day] = n
+        day -= timedelta(days=1)
+    assert volume_band(history, WEEKLY, wednesday)[0] > 66
+    assert volume_band(history, NOISY, wednesday)[0] < 66
