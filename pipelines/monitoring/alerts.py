@@ -35,6 +35,7 @@ ALERT_TYPES: tuple[str, ...] = (
     "rollback",  # the platform moved a model's champion alias back to an earlier version
     "retrain",  # the platform started (or finished) a retraining because of drift/performance
     "missing_data",  # an expected day's batch or feature partition is not there
+    "task_failed",  # a DAG task raised after its retries (not a quarantine: that has its own)
     "resolved",  # a condition that alerted before is no longer present
 )
 SEVERITIES: tuple[str, ...] = ("info", "warning", "critical")
