@@ -12,10 +12,12 @@ Runs when the `features` asset is updated (the event names the day), or for an e
    performance once labels have matured, beside the `previous_champion` scored in shadow on the
    same rows. The gates decide: alert, retrain, or roll back (audited, alerted);
 3. **plan_retrain** → **trigger_train** — when drift calls for it (at most once per cool-down),
-   a `train` run for the day and the drifted models.
+   a `train` run for the day and the drifted models;
+4. **send_digest** — the day's warnings in one message (critical alerts paged at once; info is
+   recorded only).
 
-Thresholds live in `pipelines/gates.toml` (`[monitoring]`); alerts go to `alerts.jsonl` and to the
-webhook / e-mail configured in the settings. What to do about each alert: `docs/runbook.md`.
+Thresholds live in `pipelines/gates.toml` (`[monitoring]`); alerts go to `alerts.jsonl`, and
+critical ones at once to the webhook / e-mail configured in the settings. What to do about each alert: `docs/runbook.md`.
 """
 
 from __future__ import annotations
@@ -70,6 +72,12 @@ def monitor() -> None:
             raise AirflowSkipException("no model needs retraining")
         return plan
 
+    @task(multiple_outputs=False, trigger_rule="all_done")
+    def send_digest(**context: object) -> dict:
+        from pipelines.monitoring.digest import send_digest_for_run
+
+        return send_digest_for_run(context)
+
     checked = check_data()
     verdicts = []
     for model in MODEL_NAMES:
@@ -77,6 +85,7 @@ def monitor() -> None:
         checked >> verdict
         verdicts.append(verdict)
     plan = plan_retrain(verdicts)
+    verdicts >> send_digest()  # the day's warnings in one message, whatever the verdicts
     plan >> TriggerDagRunOperator(
         task_id="trigger_train",
         trigger_dag_id="train",

@@ -36,6 +36,7 @@ ALERT_TYPES: tuple[str, ...] = (
     "retrain",  # the platform started (or finished) a retraining because of drift/performance
     "missing_data",  # an expected day's batch or feature partition is not there
     "task_failed",  # a DAG task raised after its retries (not a quarantine: that has its own)
+    "digest",  # the day's warnings in one message (pipelines/monitoring/digest.py)
     "resolved",  # a condition that alerted before is no longer present
 )
 SEVERITIES: tuple[str, ...] = ("info", "warning", "critical")
@@ -121,6 +122,18 @@ def condition_key(alert: Alert) -> str:
 
 
 # ---- the local log ----------------------------------------------------------------------------
+
+
+Route = Literal["page", "digest", "record"]
+
+
+def alert_route(severity: str, resolves: str | None = None) -> Route:
+    """Who hears of an alert: ``critical`` pages on-call now (webhook, e-mail), ``warning`` waits
+    for the daily digest, ``info`` is recorded and sent nowhere. A ``resolved`` alert goes where
+    the alert it resolves went (``resolves``: that alert's severity): the page that woke someone
+    is closed the same way."""
+    level = resolves if resolves is not None else severity
+    return {"critical": "page", "warning": "digest"}.get(level, "record")
 
 
 def write_alert(alerts_file: Path, alert: Alert, **extra: Any) -> dict[str, Any]:
@@ -335,6 +348,11 @@ def render_text(alert: Alert | Mapping[str, Any]) -> str:
             if "passed" in m:
                 line += " ok" if m["passed"] else " FAILED"
             lines.append(line)
+    warnings = details.pop("warnings", None)
+    if warnings:
+        lines.append(f"Warnings ({len(warnings)}), oldest first:")
+        for w in warnings:
+            lines.append(f"  - {w['headline']} ({w['ts']}; {w['runbook_link']})")
     failures = details.pop("failures", None)
     if failures:
         lines.append("Failed checks:")

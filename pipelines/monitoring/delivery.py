@@ -31,6 +31,7 @@ from urllib.parse import urlsplit
 from pipelines.config import Settings
 from pipelines.monitoring.alerts import (
     Alert,
+    alert_route,
     condition_key,
     latest_by_key,
     read_alerts,
@@ -101,7 +102,48 @@ def deliver(
     if not sent:
         logger.info("alert %s suppressed: %s", key, reason)
         return DeliveryReport(key=key, sent=False, reason=reason)
+    route = _route(alert, key, settings)
+    if route != "page":
+        reason = "for the daily digest" if route == "digest" else "recorded, sent nowhere (info)"
+        return _record_only(alert, key, settings, route, reason)
+    return send_on_channels(
+        alert, settings, reason=reason, backoff_seconds=backoff_seconds,
+        timeout_seconds=timeout_seconds, sleep=sleep,
+    )  # fmt: skip
 
+
+def _route(alert: Alert, key: str, settings: Settings) -> str:
+    resolves = None
+    if alert.type == "resolved":
+        last = latest_by_key(read_alerts(settings.alerts_file)).get(key) or {}
+        resolves = str(last.get("severity", "info"))
+    return alert_route(alert.severity, resolves)
+
+
+def _record_only(
+    alert: Alert, key: str, settings: Settings, route: str, reason: str
+) -> DeliveryReport:
+    try:
+        record = write_alert(settings.alerts_file, alert, delivery={}, route=route)
+        channels = [ChannelResult("file", ok=True, attempts=1)]
+    except OSError as error:
+        logger.error("could not append alert %s to %s: %s", key, settings.alerts_file, error)
+        record, channels = None, [ChannelResult("file", ok=False, attempts=1, error=str(error))]
+    return DeliveryReport(key=key, sent=True, reason=reason, channels=channels, record=record)
+
+
+def send_on_channels(
+    alert: Alert,
+    settings: Settings,
+    *,
+    reason: str,
+    backoff_seconds: float = BACKOFF_SECONDS,
+    timeout_seconds: float = TIMEOUT_SECONDS,
+    sleep: Callable[[float], None] = time.sleep,
+    record_file: bool = True,
+) -> DeliveryReport:
+    """Send ``alert`` on the webhook and by e-mail now (each retried), then record it."""
+    key = condition_key(alert)
     channels: list[ChannelResult] = []
     text = render_text(alert)
     attempts = max(1, settings.alert_retries)
@@ -134,8 +176,10 @@ def deliver(
 
     delivery = {c.channel: {k: v for k, v in asdict(c).items() if k != "channel"} for c in channels}
     record = None
+    if not record_file:
+        return DeliveryReport(key=key, sent=True, reason=reason, channels=channels)
     try:
-        record = write_alert(settings.alerts_file, alert, delivery=delivery)
+        record = write_alert(settings.alerts_file, alert, delivery=delivery, route="page")
         channels.insert(0, ChannelResult("file", ok=True, attempts=1))
     except OSError as error:  # the DAG goes on; the log line is the last trace of the alert
         logger.error(

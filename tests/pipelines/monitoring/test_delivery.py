@@ -238,3 +238,46 @@ def test_a_resolved_condition_says_so_once(settings, receiver) -> None:
     assert [r["type"] for r in read_alerts(settings.alerts_file)] == ["drift", "resolved"]
     # the drift coming back alerts at once, cool-down or not
     assert deliver(alert_for(ts=NOW + timedelta(hours=4)), settings).sent
+
+
+def warning_for(table: str, ts: datetime) -> object:
+    from pipelines.monitoring.alerts import Alert
+
+    return Alert(
+        type="quarantine",
+        severity="warning",
+        summary=f"{table} batch of 2026-02-13 quarantined: 1 check failed",
+        day=date(2026, 2, 13),
+        table=table,
+        ts=ts,
+    )
+
+
+def test_warnings_wait_for_the_daily_digest_and_info_is_sent_nowhere(settings, receiver) -> None:
+    """Only critical alerts page. The day's warnings go out once, together; info never."""
+    from pipelines.monitoring.alerts import Alert
+    from pipelines.monitoring.digest import send_digest
+
+    settings = settings_for(settings, alert_webhook_url=receiver.url)
+    for table in ("users", "items"):
+        report = deliver(warning_for(table, NOW), settings)
+        assert report.sent and report.reason == "for the daily digest"
+    info = Alert(type="retrain", severity="info", summary="Retraining propensity", ts=NOW)
+    assert deliver(info, settings).reason == "recorded, sent nowhere (info)"
+    assert receiver.bodies == [], "no page for a warning or an info"
+    assert [r["route"] for r in read_alerts(settings.alerts_file)] == ["digest", "digest", "record"]
+
+    assert send_digest(settings, date(2026, 2, 13)) == {
+        "day": "2026-02-13", "warnings": 0, "sent": False,
+    }, "the warnings of the 14th are not the 13th's"  # fmt: skip
+    assert send_digest(settings, date(2026, 2, 14))["warnings"] == 2
+    (body,) = receiver.bodies
+    lines = body["text"].splitlines()
+    assert lines[0] == "[WARNING] Daily digest for 2026-02-14: 2 warning(s) (2 quarantine)"
+    assert any("users batch of 2026-02-13 quarantined" in line for line in lines)
+    assert any("docs/runbook.md#quarantine" in line for line in lines)
+    assert send_digest(settings, date(2026, 2, 14))["sent"] is False, "a re-run sends nothing"
+    assert len(receiver.bodies) == 1
+    # a critical alert still pages at once, and its resolution closes the page the same way
+    assert deliver(alert_for(ts=NOW), settings).reason == "new condition or cool-down over"
+    assert len(receiver.bodies) == 2
