@@ -751,8 +751,8 @@ def _parse_day(text: str, option: str) -> date:
         raise _usage_error(f"{option} {text!r} is not a date YYYY-MM-DD") from None
 
 
-# these modules register their commands on `app` (load-history, train, models, ..., up, down, story)
-from pipelines import cli_history, cli_models, cli_services, cli_story  # noqa: E402, F401
+# these modules register their commands on `app` (alerts, load-history, train, models, ..., story)
+from pipelines import cli_alerts, cli_history, cli_models, cli_services, cli_story  # noqa: E402, F401
 
 if __name__ == "__main__":
     app()

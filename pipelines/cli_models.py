@@ -412,11 +412,12 @@ def status(
         console.print(table)
     alerts = state["alerts"]
     if isinstance(alerts, list):
-        console.print(f"[bold]Open alerts:[/] {len(alerts)}")
+        console.print(f"[bold]Open alerts[/] (newest first): {len(alerts)}")
         for alert in alerts[:10]:
+            acked = " (acknowledged)" if alert.get("ack") else ""
             console.print(
-                f"  [{str(alert.get('severity', '')).upper()}] {alert.get('day') or ''} "
-                f"{alert.get('summary', '')}",
+                f"  {alert.get('id', '')} {str(alert.get('ts', ''))[:16]} "
+                f"[{str(alert.get('severity', '')).upper()}] {alert.get('summary', '')}{acked}",
                 highlight=False,
                 markup=False,
             )

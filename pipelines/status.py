@@ -97,11 +97,17 @@ def quarantined_batches(settings: Settings) -> list[dict[str, Any]]:
 def open_alerts(settings: Settings) -> list[dict[str, Any]]:
     """Conditions that alerted and are not resolved, newest first; ``info`` events (a retrain
     started) are news, not something left open for the on-call."""
+    from pipelines.monitoring.acks import acks_file, alert_id, read_acks
     from pipelines.monitoring.alerts import active_conditions
 
+    acks = read_acks(acks_file(settings))
     conditions = active_conditions(settings.alerts_file).values()
     return sorted(
-        (record for record in conditions if record.get("severity") != "info"),
+        (
+            {"id": alert_id(record), **record, "ack": acks.get(alert_id(record))}
+            for record in conditions
+            if record.get("severity") != "info"
+        ),
         key=lambda record: record.get("ts", ""),
         reverse=True,
     )

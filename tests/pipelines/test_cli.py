@@ -17,7 +17,19 @@ def invoke(*args: str):
     return runner.invoke(app, list(args), catch_exceptions=False)
 
 
-@pytest.mark.parametrize("command", [[], ["generate"], ["import"], ["config"], ["story"]])
+@pytest.mark.parametrize(
+    "command",
+    [
+        [],
+        ["generate"],
+        ["import"],
+        ["config"],
+        ["story"],
+        ["alerts"],
+        ["alerts", "ack"],
+        ["load-history"],
+    ],
+)
 def test_every_command_has_help(command: list[str]) -> None:
     result = invoke(*command, "--help")
     assert result.exit_code == 0
