@@ -28,14 +28,15 @@ SETTINGS = get_settings()
 
 def _validate(table: str, context: dict) -> dict:
     """Validate and load one table; a bad batch fails the task without retries."""
-    from airflow.sdk.exceptions import AirflowFailException
-
+    from pipelines.orchestration.notifier import AlertedFailure, MissingBatchFailure
     from pipelines.validation.ingest import BatchMissing, BatchQuarantined, ingest_for_run
 
     try:
         return ingest_for_run(table, context)
-    except (BatchQuarantined, BatchMissing) as bad_batch:
-        raise AirflowFailException(str(bad_batch)) from None
+    except BatchQuarantined as bad_batch:  # its quarantine alert is out: no second page
+        raise AlertedFailure(str(bad_batch)) from None
+    except BatchMissing as missing:
+        raise MissingBatchFailure(str(missing)) from None
 
 
 @dag(
@@ -54,14 +55,13 @@ def ingest() -> None:
         mode="poke",
     )
     def wait_for_events(**context: object) -> bool:
-        from airflow.sdk.exceptions import AirflowFailException
-
+        from pipelines.orchestration.notifier import MissingBatchFailure
         from pipelines.validation.ingest import BatchMissing, events_landed_for_run
 
         try:
             return events_landed_for_run(context)
         except BatchMissing as missing:
-            raise AirflowFailException(str(missing)) from None
+            raise MissingBatchFailure(str(missing)) from None
 
     # multiple_outputs=False: one XCom per task; a `-> dict` task would push every key too
     @task(multiple_outputs=False)

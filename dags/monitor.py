@@ -17,7 +17,8 @@ Runs when the `features` asset is updated (the event names the day), or for an e
    recorded only).
 
 Thresholds live in `pipelines/gates.toml` (`[monitoring]`); alerts go to `alerts.jsonl`, and
-critical ones at once to the webhook / e-mail configured in the settings. What to do about each alert: `docs/runbook.md`.
+critical ones at once to the webhook / e-mail configured in the settings. What to do about each
+alert: `docs/runbook.md`.
 """
 
 from __future__ import annotations
@@ -46,14 +47,13 @@ def monitor() -> None:
     # multiple_outputs=False: one XCom per task; a `-> dict` task would push every key too
     @task(multiple_outputs=False)
     def check_data(**context: object) -> dict:
-        from airflow.sdk.exceptions import AirflowFailException
-
         from pipelines.monitoring.pipeline import MonitoringError, check_data_for_run
+        from pipelines.orchestration.notifier import AlertedFailure
 
         try:
             return check_data_for_run(context)
         except MonitoringError as problem:  # alerted already; a retry would not bring the data
-            raise AirflowFailException(str(problem)) from None
+            raise AlertedFailure(str(problem)) from None
 
     @task(multiple_outputs=False)
     def watch(model: str, **context: object) -> dict:

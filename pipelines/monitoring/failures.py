@@ -20,9 +20,9 @@ from pipelines.monitoring.alerts import Alert
 
 log = logging.getLogger(__name__)
 
-# raised by ingest for a batch that failed validation: its quarantine alert is already out
-ALREADY_ALERTED = ("BatchQuarantined",)
-MISSING = ("BatchMissing",)
+# a batch that failed validation, monitoring without features: their alert is already out
+ALREADY_ALERTED = ("BatchQuarantined", "AlertedFailure")
+MISSING = ("BatchMissing", "MissingBatchFailure")
 
 
 def last_line(error: BaseException | str | None) -> str:
