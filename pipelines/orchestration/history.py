@@ -12,6 +12,10 @@
   - *ingest*: the sensor's check (:func:`batch_landed`) then the three tables, as the DAG orders
     them; a day whose events did not land ingests nothing, as the failed sensor stops the DAG.
     Days go in order, so each day is validated against exactly the curated days before it.
+    One :class:`~pipelines.validation.session.ValidationSession` spans the days: curated files
+    already read are not read again, empty batches GX has judged alike are not judged again, and
+    the clean batches' Data Docs pages are rendered together at the end (a quarantined batch's
+    page at once) -- the verdicts are those of a day-by-day run.
   - *features*: computed only for days whose ingest would have announced ``curated`` (every
     table loaded, closed or absent), as the asset schedule does. A :class:`CuratedReader` keeps
     the Arrow table of each curated file read, so the 30-day windows and the users/items known
@@ -52,6 +56,7 @@ from pipelines.days import day_range
 if TYPE_CHECKING:
     from pipelines.config import Settings
     from pipelines.orchestration.runner import RunRecord
+    from pipelines.validation.session import ValidationSession
 
 STAGES = ("ingest", "features", "monitor", "train")
 INGEST_ORDER = ("users", "items", "events")  # the DAG: users and items, then events
@@ -254,8 +259,13 @@ def _stage(report: HistoryReport, name: str) -> Iterator[None]:
         report.stages_s[name] = report.stages_s.get(name, 0.0) + time.perf_counter() - began
 
 
-def ingest_day(settings: Settings, day: date) -> DayOutcome:
-    """The ingest DAG's work for ``day`` without the DAG: sensor check, users, items, events."""
+def ingest_day(
+    settings: Settings, day: date, session: ValidationSession | None = None
+) -> DayOutcome:
+    """The ingest DAG's work for ``day`` without the DAG: sensor check, users, items, events.
+
+    ``session``: the history run's validation state across days (same outcomes, less work).
+    """
     from pipelines.validation.ingest import (
         BatchMissing,
         BatchQuarantined,
@@ -274,7 +284,7 @@ def ingest_day(settings: Settings, day: date) -> DayOutcome:
     tables = INGEST_ORDER if landed else ("events",)
     for table in tables:
         try:
-            result = ingest_table(settings, table, day)
+            result = ingest_table(settings, table, day, session)
         except BatchQuarantined as bad:
             outcome.tables[table] = "quarantined"
             outcome.rows[table] = 0
@@ -291,21 +301,25 @@ def ingest_day(settings: Settings, day: date) -> DayOutcome:
 def _history_in_bulk(settings: Settings, report: HistoryReport, tell: ProgressCallback) -> None:
     from pipelines.features.offline import CuratedReader, compute_features_for_day
     from pipelines.monitoring.pipeline import check_data
+    from pipelines.validation.session import validation_session
 
     days = list(day_range(report.first_day, report.last_day))
     reader = CuratedReader(settings.curated_dir)
     gaps: set[str] = set()
-    for number, day in enumerate(days, start=1):
+    with validation_session(settings) as session:
+        for number, day in enumerate(days, start=1):
+            with _stage(report, "ingest"):
+                outcome = ingest_day(settings, day, session)
+            report.days.append(outcome)
+            if outcome.ok:
+                with _stage(report, "features"):
+                    compute_features_for_day(settings, day, reader=reader)
+                outcome.features = True
+                with _stage(report, "monitor"):
+                    gaps.update(check_data(settings, day)["missing_days"])
+            tell(HistoryProgress("days", number, len(days), day, outcome.status))
         with _stage(report, "ingest"):
-            outcome = ingest_day(settings, day)
-        report.days.append(outcome)
-        if outcome.ok:
-            with _stage(report, "features"):
-                compute_features_for_day(settings, day, reader=reader)
-            outcome.features = True
-            with _stage(report, "monitor"):
-                gaps.update(check_data(settings, day)["missing_days"])
-        tell(HistoryProgress("days", number, len(days), day, outcome.status))
+            session.finish()  # the clean batches' Data Docs pages, rendered together
     report.monitoring["missing_feature_days"] = sorted(gaps)
     featured = [d.day for d in report.days if d.features]
     if not featured:

@@ -96,15 +96,70 @@ class History:
     has_earlier_days: bool = False  # False: this is the first batch of the table
 
 
-def _read_column(files: list[Path], column: str) -> pd.Index:
+class CuratedCache:
+    """What :func:`curated_history` reads from curated files, kept across the days of a history.
+
+    Day by day, each batch is judged against every other curated day: the ids of all of them,
+    the known users and items, the row counts of the trailing window. Read afresh, that is every
+    curated file again each day (a year: ~365 x 3 files a day). The cache keeps each file's unique
+    values and row count, keyed by the file's identity (inode, size, modification time): a day
+    curated again -- a re-run, a released batch -- is a new file and is read again, so the
+    history built from the cache is the one built from disk.
+    """
+
+    def __init__(self) -> None:
+        self._values: dict[tuple[Path, str], tuple[tuple[int, int, int], Any]] = {}
+        self._rows: dict[Path, tuple[tuple[int, int, int], int]] = {}
+
+    def values(self, path: Path, column: str) -> Any:
+        """The unique values of ``column`` in the file, in order of first appearance."""
+        import pandas as pd
+        import pyarrow.parquet as pq
+
+        stamp = _identity(path)
+        hit = self._values.get((path, column))
+        if hit is not None and hit[0] == stamp:
+            return hit[1]
+        values = pd.unique(pq.read_table(path, columns=[column]).column(column).to_numpy())
+        self._values[(path, column)] = (stamp, values)
+        return values
+
+    def rows(self, path: Path) -> int:
+        import pyarrow.parquet as pq
+
+        stamp = _identity(path)
+        hit = self._rows.get(path)
+        if hit is not None and hit[0] == stamp:
+            return hit[1]
+        rows = pq.ParquetFile(path).metadata.num_rows
+        self._rows[path] = (stamp, rows)
+        return rows
+
+
+def _identity(path: Path) -> tuple[int, int, int]:
+    stat = path.stat()
+    return (stat.st_ino, stat.st_size, stat.st_mtime_ns)
+
+
+def _read_column(files: list[Path], column: str, cache: CuratedCache | None = None) -> pd.Index:
+    """The unique values of ``column`` over ``files``, in order of first appearance."""
     import numpy as np
     import pandas as pd
     import pyarrow.parquet as pq
 
-    values = [pq.read_table(f, columns=[column]).column(column).to_numpy() for f in files]
+    if cache is not None:
+        values = [cache.values(f, column) for f in files]
+    else:
+        values = [pq.read_table(f, columns=[column]).column(column).to_numpy() for f in files]
     if not values:
         return pd.Index([])
     return pd.Index(np.concatenate(values)).unique()
+
+
+def _num_rows(path: Path, cache: CuratedCache | None) -> int:
+    import pyarrow.parquet as pq
+
+    return cache.rows(path) if cache is not None else pq.ParquetFile(path).metadata.num_rows
 
 
 def curated_history(
@@ -113,10 +168,13 @@ def curated_history(
     table: str,
     day: date,
     history_days: int,
+    cache: CuratedCache | None = None,
 ) -> History:
-    """Ids of other days, known users/items (curated plus today's landing), trailing row counts."""
+    """Ids of other days, known users/items (curated plus today's landing), trailing row counts.
+
+    ``cache`` (a history run's): curated files already read are not read again.
+    """
     import pyarrow as pa
-    import pyarrow.parquet as pq
 
     spec = contract.table(table)
     days = [d for d in partition_days(curated_dir, table) if d != day]
@@ -125,13 +183,10 @@ def curated_history(
     ]
     history = History(has_earlier_days=any(d < day for d in days))
     if files_other_days:
-        history.ids_other_days[spec.key] = _read_column(files_other_days, spec.key)
+        history.ids_other_days[spec.key] = _read_column(files_other_days, spec.key, cache)
     window = [d for d in days if day - timedelta(days=history_days) <= d < day]
     counts = {
-        d: sum(
-            pq.ParquetFile(f).metadata.num_rows
-            for f in parquet_files(partition_dir(curated_dir, table, d))
-        )
+        d: sum(_num_rows(f, cache) for f in parquet_files(partition_dir(curated_dir, table, d)))
         for d in window
     }
     history.daily_rows = {d: n for d, n in counts.items() if n > 0}
@@ -147,10 +202,12 @@ def curated_history(
                 continue  # nothing known yet: the reference check is skipped, not failed
             same_day = landed_files(landing_dir, reference, day)
             try:
-                known = _read_column(curated + same_day, key)
+                # today's landing is read as it is now, never from the cache
+                known = _read_column(curated, key, cache).append(_read_column(same_day, key))
+                known = known.unique()
             except (pa.ArrowException, OSError):
                 # an unreadable same-day batch is judged by its own suite, not here
-                known = _read_column(curated, key)
+                known = _read_column(curated, key, cache)
             history.known_ids[key] = known
     return history
 

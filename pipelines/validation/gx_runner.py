@@ -5,6 +5,18 @@ checkpoints of each table and the Data Docs site. Validation takes a fast pass f
 (``BOOLEAN_ONLY``: no per-row details); only a batch that fails is validated again with ``SUMMARY``
 results, so clean batches — nearly all of them — cost less than one full GX run, and failing ones
 get counts and samples of bad values.
+
+A run goes through public GX APIs without a checkpoint: the suite and batch definition are
+registered once a process (:func:`_registered`), each batch is validated with ``Batch.validate``
+and its result stored in the project's validation results store, as ``Checkpoint.run`` would, but
+without re-reading and comparing every stored object on each run (GX's freshness checks: a third
+of a small batch's validation). The checkpoints stay registered for anyone who runs them by hand.
+
+A history run (:class:`pipelines.validation.session.ValidationSession`) hands in two more things:
+:class:`DeferredDocs`, so the pages of clean batches are rendered together once at the end (the
+page of a failing batch is rendered at once: its alert points to it), and
+:class:`EmptyVerdicts`, so an empty batch whose schema and table-level parameters GX has already
+judged is not judged again.
 """
 
 from __future__ import annotations
@@ -15,7 +27,7 @@ import logging
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -37,6 +49,7 @@ class GxRun:
     results: list[CheckResult]
     run_id: str
     data_docs_page: str | None
+    note: str | None = None  # how the verdict was reached, when not by a GX run of its own
 
 
 def _quiet_gx() -> None:
@@ -168,21 +181,131 @@ def _validation_definition(context: Any, name: str, batch: Any, suite: Any) -> A
     )
 
 
-_PREPARED: dict[tuple[Path, str, str], dict[str, Any]] = {}
+@dataclass
+class _Registered:
+    """What a process validates a suite's batches with, registered once in the GX project."""
+
+    suite: Any  # the ExpectationSuite as stored
+    batch_definition: Any
+    definition_id: str | None
+    checkpoint_ids: dict[str, str | None]
 
 
-def checkpoint_for(gx_root: Path, suite_file: SuiteFile, mode: str) -> Any:
-    """The checkpoint of a suite; registered once per process (and again if the file changes)."""
-    key = (gx_root.resolve(), suite_file.name, json.dumps(suite_file.data, sort_keys=True))
-    context = gx_context(gx_root)
-    if key not in _PREPARED:
+_REGISTERED: dict[tuple[Path, str, str], _Registered] = {}
+
+
+def _suite_key(gx_root: Path, suite_file: SuiteFile) -> tuple[Path, str, str]:
+    return (gx_root.resolve(), suite_file.name, json.dumps(suite_file.data, sort_keys=True))
+
+
+def _registered(gx_root: Path, suite_file: SuiteFile) -> _Registered:
+    """The suite's objects; registered once per process (and again if the file changes)."""
+    key = _suite_key(gx_root, suite_file)
+    if key not in _REGISTERED:
+        context = gx_context(gx_root)
         # the scheduler validates the three tables in parallel processes, each of which writes
         # the project's YAML and JSON files on its first run: one at a time, or they interleave
         with _project_lock(gx_root):
-            _PREPARED[key] = _checkpoints(context, suite_file)
-    # fetched anew each run: GX decorates the in-memory suite while rendering Data Docs, and a
-    # decorated suite no longer counts as "fresh" for the next run
-    return context.checkpoints.get(_PREPARED[key][mode].name)
+            checkpoints = _checkpoints(context, suite_file)
+        definition = checkpoints[FAST].validation_definitions[0]
+        _REGISTERED[key] = _Registered(
+            suite=definition.suite,
+            batch_definition=definition.data,
+            definition_id=definition.id,
+            checkpoint_ids={mode: checkpoint.id for mode, checkpoint in checkpoints.items()},
+        )
+    return _REGISTERED[key]
+
+
+class _Identifiers(list):  # type: ignore[type-arg]
+    """A list of result identifiers whose membership test is a set lookup: GX's site builder
+    asks, for every stored result, whether it is one of those to render."""
+
+    def __init__(self, items: list[Any]) -> None:
+        super().__init__(items)
+        self._members = set(items)
+
+    def __contains__(self, item: object) -> bool:
+        return item in self._members
+
+
+@dataclass
+class DeferredDocs:
+    """Data Docs pages of clean batches, rendered together by :meth:`build` (with the index).
+
+    Rendering one page costs about as much as validating a small batch, most of it the site
+    builder's own setup (reading the site config, listing every stored result, copying the static
+    assets); rendering a history's pages in one go pays that once. Each page's path is known
+    before it is rendered, so lineage can name it; it exists once :meth:`build` has run.
+    """
+
+    gx_root: Path
+    pending: list[Any] = field(default_factory=list)
+
+    def add(self, identifier: Any) -> None:
+        self.pending.append(identifier)
+
+    def build(self) -> None:
+        if not self.pending:
+            return
+        identifiers, self.pending = self.pending, []
+        gx_context(self.gx_root).build_data_docs(
+            resource_identifiers=_Identifiers(identifiers), build_index=True
+        )
+
+
+@dataclass
+class _Verdict:
+    result: Any  # the ExpectationSuiteValidationResult of the run that judged the batch
+    run_id: str
+    data_docs_page: str | None
+
+
+@dataclass
+class EmptyVerdicts:
+    """GX's verdicts on empty batches, by what such a verdict can depend on.
+
+    A batch without rows gives every column check nothing to judge: the result depends only on
+    the suite, the columns and their dtypes, the parameters' types and the values of the
+    parameters table-level checks read (a row count band). Within one history the users and
+    items tables deliver empty batches on most days; the first of each kind is judged by GX, the
+    others reuse its verdict -- and the run id and Data Docs page of that run, which show the
+    same checks on the same (empty) data. A verdict with a failure is never reused: that batch
+    goes through GX for its own page.
+    """
+
+    verdicts: dict[tuple[Any, ...], _Verdict] = field(default_factory=dict)
+
+    @staticmethod
+    def key(suite_file: SuiteFile, frame: pd.DataFrame, parameters: dict[str, Any]) -> tuple:
+        table_level = _table_level_parameters(suite_file)
+        return (
+            json.dumps(suite_file.data, sort_keys=True),
+            tuple((str(name), str(dtype)) for name, dtype in frame.dtypes.items()),
+            tuple(sorted((k, type(v).__name__) for k, v in parameters.items())),
+            tuple(sorted((k, repr(v)) for k, v in parameters.items() if k in table_level)),
+        )
+
+
+def _table_level_parameters(suite_file: SuiteFile) -> set[str]:
+    """Names of the suite parameters that expectations on the whole table read."""
+    names: set[str] = set()
+
+    def collect(value: Any) -> None:
+        if isinstance(value, dict):
+            if "$PARAMETER" in value:
+                names.add(str(value["$PARAMETER"]))
+            for item in value.values():
+                collect(item)
+        elif isinstance(value, list):
+            for item in value:
+                collect(item)
+
+    for expectation in suite_file.expectations:
+        kwargs = expectation.get("kwargs", {})
+        if "column" not in kwargs:
+            collect(kwargs)
+    return names
 
 
 def run_suite(
@@ -192,42 +315,112 @@ def run_suite(
     parameters: dict[str, Any],
     run_name: str,
     skipped: dict[str, str],
+    *,
+    docs: DeferredDocs | None = None,
+    empty_verdicts: EmptyVerdicts | None = None,
 ) -> GxRun:
-    """Validate ``frame``: a boolean pass, and a detailed pass only when something failed."""
-    from great_expectations.core.run_identifier import RunIdentifier
+    """Validate ``frame``: a boolean pass, and a detailed pass only when something failed.
 
+    ``docs``: render the page of a clean batch later (with the others); a failing batch's page is
+    rendered now. ``empty_verdicts``: an empty batch already judged alike is not judged again.
+    """
     missing = [c for c in _columns_used(suite_file) if c not in frame.columns]
-    run = _run(gx_root, suite_file, frame, parameters, run_name, FAST)
-    results = _check_results(run, suite_file, skipped, missing)
-    if any(r.failed for r in results):
-        run = _run(gx_root, suite_file, frame, parameters, run_name, DETAILED)
-        results = _check_results(run, suite_file, skipped, missing)
-    run_id = run.run_id if isinstance(run.run_id, RunIdentifier) else None
-    identifier = next(iter(run.run_results))
-    page = _render_docs(gx_root, identifier, with_index=any(r.failed for r in results))
-    return GxRun(
+    key = None
+    if empty_verdicts is not None and len(frame) == 0:
+        key = EmptyVerdicts.key(suite_file, frame, parameters)
+        known = empty_verdicts.verdicts.get(key)
+        if known is not None:
+            results = _check_results(known.result, suite_file, skipped, missing)
+            if not any(r.failed for r in results):
+                note = (
+                    f"no rows: the verdict of GX run {known.run_id} on an empty batch with the "
+                    "same columns, dtypes and table-level parameters"
+                )
+                return GxRun(results, known.run_id, known.data_docs_page, note)
+    registered = _registered(gx_root, suite_file)
+    run_id = _run_identifier(run_name)
+    result = _validate(registered, frame, parameters, run_id, FAST)
+    results = _check_results(result, suite_file, skipped, missing)
+    failed = any(r.failed for r in results)
+    if failed:
+        run_id = _run_identifier(run_name)
+        result = _validate(registered, frame, parameters, run_id, DETAILED)
+        results = _check_results(result, suite_file, skipped, missing)
+        failed = any(r.failed for r in results)
+    identifier = _store(gx_root, suite_file, result, run_id)
+    if docs is not None and not failed:
+        docs.add(identifier)
+        page = _docs_page(gx_root, identifier, only_if_exists=False)
+    else:
+        page = _render_docs(gx_root, identifier, with_index=failed)
+    run = GxRun(
         results=results,
-        run_id=f"{run_name}@{run_id.run_time.isoformat()}" if run_id else run_name,
+        run_id=f"{run_name}@{run_id.run_time.isoformat()}",
         data_docs_page=page,
     )
+    if key is not None and not failed:
+        empty_verdicts.verdicts[key] = _Verdict(result, run.run_id, page)  # type: ignore[union-attr]
+    return run
 
 
-def _run(
-    gx_root: Path,
-    suite_file: SuiteFile,
-    frame: pd.DataFrame,
-    parameters: dict[str, Any],
-    run_name: str,
-    mode: str,
-) -> Any:
+def _run_identifier(run_name: str) -> Any:
+    from datetime import UTC, datetime
+
     from great_expectations.core.run_identifier import RunIdentifier
 
-    checkpoint = checkpoint_for(gx_root, suite_file, mode)
-    return checkpoint.run(
-        batch_parameters={"dataframe": frame},
+    return RunIdentifier(run_name=run_name, run_time=datetime.now(UTC))
+
+
+def _validate(
+    registered: _Registered,
+    frame: pd.DataFrame,
+    parameters: dict[str, Any],
+    run_id: Any,
+    mode: str,
+) -> Any:
+    """One pass of the suite over ``frame``, with the meta ``ValidationDefinition.run`` adds."""
+    from great_expectations.constants import DATAFRAME_REPLACEMENT_STR
+
+    batch = registered.batch_definition.get_batch(batch_parameters={"dataframe": frame})
+    result = batch.validate(
+        registered.suite,
+        result_format={
+            "result_format": "BOOLEAN_ONLY" if mode == FAST else "SUMMARY",
+            "partial_unexpected_count": SAMPLE_SIZE,
+        },
         expectation_parameters=parameters,
-        run_id=RunIdentifier(run_name=run_name),
     )
+    result.meta.update(
+        {
+            "validation_id": registered.definition_id,
+            "checkpoint_id": registered.checkpoint_ids.get(mode),
+            "run_id": run_id,
+            "validation_time": run_id.run_time,
+            "batch_parameters": {"dataframe": DATAFRAME_REPLACEMENT_STR},
+        }
+    )
+    return result
+
+
+def _store(gx_root: Path, suite_file: SuiteFile, result: Any, run_id: Any) -> Any:
+    """Keep the result in the project's validation results store (Data Docs render from it)."""
+    from great_expectations.data_context.types.resource_identifiers import (
+        ExpectationSuiteIdentifier,
+        ValidationResultIdentifier,
+    )
+
+    suite_identifier = ExpectationSuiteIdentifier(name=suite_file.name)
+    identifier = ValidationResultIdentifier(
+        expectation_suite_identifier=suite_identifier,
+        run_id=run_id,
+        batch_identifier=result.batch_id,
+    )
+    gx_context(gx_root).validation_results_store.store_validation_results(
+        suite_validation_result=result,
+        suite_validation_result_identifier=identifier,
+        expectation_suite_identifier=suite_identifier,
+    )
+    return identifier
 
 
 def _render_docs(gx_root: Path, identifier: Any, *, with_index: bool) -> str | None:
@@ -253,9 +446,11 @@ def build_data_docs_index(gx_root: Path) -> str | None:
     return _docs_page(gx_root)
 
 
-def _docs_page(gx_root: Path, identifier: Any = None) -> str | None:
+def _docs_page(gx_root: Path, identifier: Any = None, *, only_if_exists: bool = True) -> str | None:
     """The local path of ``identifier``'s Data Docs page (None: the site's index)."""
-    urls = gx_context(gx_root).get_docs_sites_urls(resource_identifier=identifier)
+    urls = gx_context(gx_root).get_docs_sites_urls(
+        resource_identifier=identifier, only_if_exists=only_if_exists
+    )
     for site in urls:
         url = site.get("site_url")
         if url:
@@ -272,12 +467,11 @@ def _columns_used(suite_file: SuiteFile) -> set[str]:
 
 
 def _check_results(
-    checkpoint_result: Any,
+    validation: Any,
     suite_file: SuiteFile,
     skipped: dict[str, str],
     missing_columns: list[str],
 ) -> list[CheckResult]:
-    validation = next(iter(checkpoint_result.run_results.values()))
     by_position = list(validation.results)
     out = []
     for expectation, result in zip(

@@ -18,7 +18,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pipelines.config import Settings
 from pipelines.data import contract
@@ -36,6 +36,9 @@ from pipelines.validation.batch import (
 )
 from pipelines.validation.outcome import CheckResult, ValidationOutcome
 from pipelines.validation.suites import load_suite
+
+if TYPE_CHECKING:
+    from pipelines.validation.session import ValidationSession
 
 VALIDATION_FILE = "_validation.json"
 REASON_FILE = "reason.json"
@@ -81,9 +84,17 @@ class IngestResult:
 
 
 def validate_files(
-    settings: Settings, table: str, day: date, files: list[Path]
+    settings: Settings,
+    table: str,
+    day: date,
+    files: list[Path],
+    session: ValidationSession | None = None,
 ) -> tuple[ValidationOutcome, LandedBatch | None]:
-    """Run the table's suite on ``files`` as the batch of ``day`` (batch None: unreadable)."""
+    """Run the table's suite on ``files`` as the batch of ``day`` (batch None: unreadable).
+
+    ``session``: what a history run keeps across its days (see
+    :mod:`pipelines.validation.session`); the verdict is the same with or without it.
+    """
     suite = load_suite(table)
     run_name = f"{table}-{day.isoformat()}"
     try:
@@ -100,6 +111,7 @@ def validate_files(
         table,
         day,
         history_days=history_window_days(volume),
+        cache=session.curated if session is not None else None,
     )
     prepared = prepare(batch, history, suite.meta, suite.derived_columns)
     gx_run = run_suite(
@@ -109,6 +121,8 @@ def validate_files(
         prepared.parameters,
         run_name,
         prepared.skipped,
+        docs=session.docs if session is not None else None,
+        empty_verdicts=session.empty_verdicts if session is not None else None,
     )
     spec = contract.table(table)
     outcome = ValidationOutcome(
@@ -123,6 +137,7 @@ def validate_files(
         extra_columns=[c for c in batch.frame.columns if c not in spec.column_names],
         parameters={k: _jsonable(v) for k, v in prepared.parameters.items()},
         data_docs_page=gx_run.data_docs_page,
+        note=gx_run.note,
     )
     return outcome, batch
 
@@ -161,8 +176,13 @@ def _jsonable(value: Any) -> Any:
 # ---- curated or quarantine -----------------------------------------------------------------
 
 
-def ingest_table(settings: Settings, table: str, day: date) -> IngestResult:
-    """Validate the landed batch of ``table`` for ``day`` and load or quarantine it."""
+def ingest_table(
+    settings: Settings, table: str, day: date, session: ValidationSession | None = None
+) -> IngestResult:
+    """Validate the landed batch of ``table`` for ``day`` and load or quarantine it.
+
+    ``session``: a history run's state across days (same outcome, less work).
+    """
     files = landed_files(settings.landing_dir, table, day)
     if not files:
         if table != "events":
@@ -172,7 +192,7 @@ def ingest_table(settings: Settings, table: str, day: date) -> IngestResult:
             raise BatchMissing(missing_batch_message(settings, table, day))
         target = load_closed_day(settings, day, closed)
         return IngestResult(table, day, "closed", 0, str(target))
-    outcome, batch = validate_files(settings, table, day, files)
+    outcome, batch = validate_files(settings, table, day, files, session)
     if outcome.success and batch is not None:
         target = load_curated(settings, outcome, batch)
         return IngestResult(table, day, "loaded", batch.rows, str(target), outcome.run_id)

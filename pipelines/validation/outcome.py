@@ -68,6 +68,7 @@ class ValidationOutcome:
     extra_columns: list[str] = field(default_factory=list)
     parameters: dict[str, Any] = field(default_factory=dict)
     data_docs_page: str | None = None
+    note: str | None = None  # how the verdict was reached, when not by a GX run of its own
 
     @property
     def success(self) -> bool:
@@ -124,6 +125,7 @@ class ValidationOutcome:
             "extra_columns": self.extra_columns,
             "parameters": self.parameters,
             "data_docs_page": self.data_docs_page,
+            **({"note": self.note} if self.note else {}),
             "failures": [f.to_dict() for f in self.failures],
             "skipped": [s.to_dict() for s in self.skipped],
         }
