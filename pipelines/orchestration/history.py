@@ -491,11 +491,11 @@ def _newest_gates(settings: Settings) -> dict[str, dict[str, Any]]:
 @contextmanager
 def _airflow_clock(settings: Settings) -> Iterator[Any]:
     """Seconds inside task bodies per run (the story's clock), to tell Airflow's own time."""
+    from pipelines.orchestration.airflow_compat import TaskBodyClock
     from pipelines.orchestration.airflow_env import configure_airflow
-    from pipelines.orchestration.story import _TaskBodyClock
 
     configure_airflow(settings)  # the clock imports airflow: bind it to this state dir first
-    with _TaskBodyClock() as clock:
+    with TaskBodyClock() as clock:
         yield clock
 
 

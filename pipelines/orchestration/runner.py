@@ -52,6 +52,7 @@ from urllib.parse import urlsplit
 
 from pipelines.config import Settings
 from pipelines.days import day_range, logical_date_for, parse_day
+from pipelines.orchestration.airflow_compat import reuse_bundle_syncs
 from pipelines.orchestration.airflow_env import (
     AirflowConfigError,
     configure_airflow,
@@ -208,56 +209,6 @@ def _parse(folder: Path) -> _Parsed:
     parsed = _Parsed(dags=dict(bag.dags), import_errors=errors)
     _parse_cache[folder] = (signature, parsed)
     return parsed
-
-
-_bundle_sync_reused = False
-
-
-def _reuse_bundle_syncs() -> None:
-    """Let ``dag.test()`` parse and sync the DAGs folder once per process, not once per run.
-
-    Airflow's ``dag.test()`` re-parses the whole bundle and writes every DAG of it to the
-    metadata DB on each call, so that DAGs it triggers exist there (apache/airflow#64884): about
-    0.1 s of every run (measured: 10 features runs 8.9 s -> 7.8 s). Here the parsed bag is kept
-    per folder until a file in it changes (the signature :func:`_parse` uses) and a bag already
-    synced is not synced again. Installed once per process; if Airflow's module no longer has
-    these names, runs simply go the slow way.
-    """
-    global _bundle_sync_reused
-    if _bundle_sync_reused:
-        return
-    from airflow.dag_processing import dagbag as module
-
-    make_bag = getattr(module, "BundleDagBag", None)
-    sync = getattr(module, "sync_bag_to_db", None)
-    if make_bag is None or sync is None:
-        _bundle_sync_reused = True
-        return
-    bags: dict[tuple[str, str | None], tuple[object, Any]] = {}
-    # by id, holding each bag so that its id cannot be reused by a later one
-    synced: dict[int, Any] = {}
-
-    def reused_bag(*args: Any, **kwargs: Any) -> Any:
-        folder = kwargs.get("dag_folder")
-        if args or folder is None:
-            return make_bag(*args, **kwargs)
-        key = (str(folder), kwargs.get("bundle_name"))
-        signature = _folder_signature(Path(folder))
-        cached = bags.get(key)
-        if cached is None or cached[0] != signature:
-            cached = bags[key] = (signature, make_bag(**kwargs))
-        return cached[1]
-
-    def sync_once(bag: Any, *args: Any, **kwargs: Any) -> Any:
-        if id(bag) in synced:
-            return None
-        result = sync(bag, *args, **kwargs)
-        synced[id(bag)] = bag
-        return result
-
-    module.BundleDagBag = reused_bag
-    module.sync_bag_to_db = sync_once
-    _bundle_sync_reused = True
 
 
 def load_dags(dags_folder: Path | str | None = None, *, strict: bool = False) -> dict[str, DAG]:
@@ -722,7 +673,7 @@ def run_dag(
     if conf and conf.get("day") not in (None, day.isoformat()):
         raise ValueError(f"conf day {conf['day']!r} contradicts the day to run, {day}")
     configure_airflow(settings)
-    _reuse_bundle_syncs()
+    reuse_bundle_syncs(_folder_signature)
     # DAG files may read settings at parse time and tasks read them at run time: both must see
     # the caller's state dir, not whatever PERSONALIZE_HOME happens to be.
     with _task_environment(settings):
@@ -748,7 +699,7 @@ def backfill(
     """
     days = list(day_range(start, end))
     configure_airflow(settings)
-    _reuse_bundle_syncs()
+    reuse_bundle_syncs(_folder_signature)
     with _task_environment(settings):
         _get_dag(dag_id)
     records: list[RunRecord] = []

@@ -37,6 +37,7 @@ from datetime import date, timedelta
 from typing import TYPE_CHECKING, Any
 
 from pipelines.days import day_range
+from pipelines.orchestration.airflow_compat import TaskBodyClock
 
 if TYPE_CHECKING:
     from pipelines.config import Settings
@@ -200,7 +201,7 @@ def tell(
         )
 
     configure_airflow(settings)  # before anything imports airflow
-    with _TaskBodyClock() as bodies:
+    with TaskBodyClock() as bodies:
         stage(f"history: {scenario.history_days} days through ingest -> features -> monitor")
         mark = time.perf_counter()
         for day in day_range(scenario.start, scenario.history_end):
@@ -349,42 +350,7 @@ def _summarise(settings: Settings, story: Story, records: list[RunRecord]) -> No
     story.timing["alerts_by_type"] = dict(Counter(a["type"] for a in story.alerts))
 
 
-class _TaskBodyClock:
-    """Seconds spent inside task bodies (the operator's ``execute``), per (dag_id, run_id).
-
-    Measured around the task runner's ``_execute_task`` -- what the task itself does, here one
-    call into ``pipelines.*`` -- so what remains of a run's wall time is Airflow's: creating the
-    run, the in-process execution API calls that start, heartbeat and finish each task instance,
-    XComs and asset events. (Airflow's ``TaskInstance.duration`` includes most of that.)
-    """
-
-    def __init__(self) -> None:
-        self.seconds: Counter[tuple[str, str]] = Counter()
-        self._original: Any = None
-
-    def __enter__(self) -> _TaskBodyClock:
-        from airflow.sdk.execution_time import task_runner
-
-        original = self._original = task_runner._execute_task
-        seconds = self.seconds
-
-        def timed(context: Any, ti: Any, log: Any) -> Any:
-            began = time.perf_counter()
-            try:
-                return original(context=context, ti=ti, log=log)
-            finally:
-                seconds[(ti.dag_id, ti.run_id)] += time.perf_counter() - began
-
-        task_runner._execute_task = timed
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        from airflow.sdk.execution_time import task_runner
-
-        task_runner._execute_task = self._original
-
-
-def _airflow_share(records: list[RunRecord], clock: _TaskBodyClock) -> dict[str, Any]:
+def _airflow_share(records: list[RunRecord], clock: TaskBodyClock) -> dict[str, Any]:
     """Wall time of the DAG runs against the time inside their task bodies, per DAG."""
     by_dag: dict[str, DagTiming] = {}
     for record in records:
