@@ -83,6 +83,7 @@ def user_activity(
         columns[f"sessions_{w}d"] = window.distinct(n, w, window.session)
     columns["distinct_categories_30d"] = window.distinct(n, HISTORY_DAYS, window.category)
     columns.update(_recency(window, keys, end, previous))
+    columns.update(_purchase_rhythm(window, keys, end, previous, columns))
     columns["view_to_cart_rate_30d"] = _ratio(columns["carts_30d"], columns["views_30d"])
     columns["cart_to_purchase_rate_30d"] = _ratio(columns["purchases_30d"], columns["carts_30d"])
     columns["avg_order_value_30d"] = _ratio(columns["spend_30d"], columns["purchases_30d"])
@@ -223,6 +224,63 @@ def _recency(
         days = np.where(last == NAT, np.nan, (window.end_us - last) / MICROS_PER_DAY)
         result[column] = np.where(np.isnan(days), _carried(previous, column, keys, end), days)
     return result
+
+
+def _purchase_rhythm(
+    window: _Window,
+    keys: pd.Index,
+    end: pd.Timestamp,
+    previous: pd.DataFrame | None,
+    columns: dict[str, np.ndarray],
+) -> dict[str, np.ndarray]:
+    """Lifetime purchase days, the first purchase and the user's own buying rhythm.
+
+    A wholesale customer who reorders every six weeks is not lapsed after five, but a 30-day
+    window cannot tell: it needs the count of days with a purchase since the user's first one,
+    which is carried from ``previous`` (plus the purchase days after its stamp) the way recency
+    is. ``purchase_overdue_ratio`` is the time since the last purchase over the mean gap between
+    purchase days: about 1 means "due now", whatever the shop's usual rhythm.
+    """
+    n = len(keys)
+    purchase = window.kind == PURCHASE
+    since_us, carried = -np.inf, np.zeros(n)
+    if previous is not None and not previous.empty and "purchase_days_total" in previous:
+        since_us = float(_as_micros(pd.to_datetime(previous[TIMESTAMP], utc=True).max()))
+        latest = _latest_rows(previous, "user_id")
+        carried = (
+            latest.set_index(latest["user_id"].astype(object))["purchase_days_total"]
+            .reindex(keys)
+            .to_numpy(dtype="float64", na_value=0.0)
+        )
+    new = purchase & (window.us >= since_us)
+    width = HISTORY_DAYS + 2  # the window's days, as offsets from its first day
+    day = window.us // MICROS_PER_DAY
+    day -= day.min() if day.size else 0
+    pairs = pd.unique(window.entity[new].astype(np.int64) * width + day[new])
+    total = carried + np.bincount(pairs // width, minlength=n)
+
+    first = np.full(n, np.iinfo(np.int64).max, dtype=np.int64)
+    np.minimum.at(first, window.entity[purchase], window.us[purchase])
+    in_window = np.where(
+        first == np.iinfo(np.int64).max, np.nan, (window.end_us - first) / MICROS_PER_DAY
+    )
+    grown = (
+        _carried(previous, "days_since_first_purchase", keys, end)
+        if previous is not None and "days_since_first_purchase" in previous
+        else np.full(n, np.nan)
+    )
+    first_days = np.where(np.isnan(grown), in_window, grown)
+    last_days = columns["days_since_last_purchase"]
+    gaps = total - 1
+    mean_gap = np.full(n, np.nan)
+    np.divide(first_days - last_days, gaps, out=mean_gap, where=gaps > 0)
+    mean_gap = np.where(mean_gap > 0, mean_gap, np.nan)
+    return {
+        "purchase_days_total": total,
+        "days_since_first_purchase": first_days,
+        "days_between_purchases": mean_gap,
+        "purchase_overdue_ratio": last_days / mean_gap,
+    }
 
 
 def _carried(

@@ -47,6 +47,24 @@ USER_ACTIVITY: tuple[FeatureColumn, ...] = (
         "float64",
         "Days from the last purchase to the end of the day; null if the user never bought",
     ),
+    FeatureColumn(
+        "purchase_days_total", "int64", "Days with a purchase since the user's first (lifetime)"
+    ),
+    FeatureColumn(
+        "days_since_first_purchase",
+        "float64",
+        "Days from the first purchase to the end of the day; null if the user never bought",
+    ),
+    FeatureColumn(
+        "days_between_purchases",
+        "float64",
+        "Mean days between purchase days; null with fewer than two",
+    ),
+    FeatureColumn(
+        "purchase_overdue_ratio",
+        "float64",
+        "days_since_last_purchase / days_between_purchases (1 = due now); null without a gap",
+    ),
     FeatureColumn("view_to_cart_rate_30d", "float64", "carts_30d / views_30d (0 when no views)"),
     FeatureColumn(
         "cart_to_purchase_rate_30d", "float64", "purchases_30d / carts_30d (0 when no carts)"

@@ -195,6 +195,67 @@ def test_without_previous_a_quiet_user_has_no_recency() -> None:
     assert out["days_since_last_event"].isna().all()
 
 
+# ---- the customer's own buying rhythm ---------------------------------------------------------
+
+
+def test_purchase_rhythm_counts_days_not_order_lines() -> None:
+    row = one_user(
+        make_events(
+            *(  # one order of two lines on Feb 20, then Mar 1 and Mar 8; a view does not count
+                {"user_id": "a", "event_ts": ts, "event_type": "purchase"}
+                for ts in ("2026-02-20 09:00", "2026-02-20 09:00", "2026-03-01 00:00")
+            ),
+            {"user_id": "a", "event_ts": "2026-03-08 00:00", "event_type": "purchase"},
+            {"user_id": "a", "event_ts": "2026-03-09 00:00"},
+        )
+    )
+    assert row.purchase_days_total == 3
+    assert row.days_since_first_purchase == pytest.approx(18.625)  # Feb 20 09:00 -> Mar 11
+    assert row.days_between_purchases == pytest.approx((18.625 - 3.0) / 2)
+    assert row.purchase_overdue_ratio == pytest.approx(3.0 / 7.8125)
+
+
+def test_one_purchase_day_has_no_rhythm_and_never_buying_has_none_at_all() -> None:
+    users = make_users(("once", LONG_AGO), ("never", LONG_AGO))
+    events = make_events(
+        {"user_id": "once", "event_ts": "2026-03-02 00:00", "event_type": "purchase"},
+        {"user_id": "never", "event_ts": "2026-03-02 00:00"},
+    )
+    out = user_activity(events, users, ITEMS, D).set_index("user_id")
+    assert out.loc["once", "purchase_days_total"] == 1
+    assert out.loc["once", "days_since_first_purchase"] == pytest.approx(9.0)
+    assert out.loc["once", ["days_between_purchases", "purchase_overdue_ratio"]].isna().all()
+    assert out.loc["never", "purchase_days_total"] == 0
+    assert out.loc["never", ["days_since_first_purchase", "days_between_purchases"]].isna().all()
+
+
+def test_purchase_rhythm_carries_over_and_counts_only_days_after_the_previous_stamp() -> None:
+    users = make_users(("a", LONG_AGO), ("quiet", LONG_AGO))
+    events = make_events(
+        # Mar 5 is inside the 30-day window but already counted in yesterday's total
+        {"user_id": "a", "event_ts": "2026-03-05 00:00", "event_type": "purchase"},
+        {"user_id": "a", "event_ts": "2026-03-10 12:00", "event_type": "purchase"},
+    )
+    previous = pd.DataFrame(
+        {
+            "user_id": ["a", "quiet"],
+            "event_timestamp": pd.to_datetime(["2026-03-10", "2026-03-10"], utc=True),
+            "days_since_last_event": [5.0, 60.0],
+            "days_since_last_purchase": [5.0, 60.0],
+            "purchase_days_total": [4, 3],
+            "days_since_first_purchase": [120.0, 200.0],
+        }
+    )
+    out = user_activity(events, users, ITEMS, D, previous=previous).set_index("user_id")
+    assert out.loc["a", "purchase_days_total"] == 5
+    assert out.loc["a", "days_since_first_purchase"] == pytest.approx(121.0)
+    assert out.loc["a", "days_between_purchases"] == pytest.approx((121.0 - 0.5) / 4)
+    # no purchase in 30 days: the lifetime count stays, the first purchase grows a day older
+    assert out.loc["quiet", "purchase_days_total"] == 3
+    assert out.loc["quiet", "days_since_first_purchase"] == pytest.approx(201.0)
+    assert out.loc["quiet", "purchase_overdue_ratio"] == pytest.approx(61.0 / ((201 - 61) / 2))
+
+
 # ---- RFM --------------------------------------------------------------------------------------
 
 
