@@ -923,7 +923,7 @@ class OracleRecommender(Recommender):
 #   excluding seen items (the older, safer behaviour).
 
 EXCLUDE_SEEN_CHOICES: tuple[str, ...] = ("auto", "true", "false")
-DEFAULT_BLEND_WEIGHTS: tuple[float, ...] = (0.1, 0.3, 1.0, 3.0)
+DEFAULT_BLEND_WEIGHTS: tuple[float, ...] = (0.1, 0.3, 1.0, 3.0, 10.0, 100.0)
 PROTOCOLS: tuple[str, ...] = ("temporal", "random")
 BASELINE_FAMILIES: tuple[str, ...] = ("popularity", "buy_again")
 
