@@ -61,7 +61,13 @@ def features() -> None:
         context["outlet_events"][FEATURES].extra = extra
         return extra
 
-    [compute(), apply_repo()] >> materialize() >> announce_features()
+    @task(trigger_rule="none_failed")  # a skipped branch is no failure; a failed task is
+    def record_success(**context: object) -> dict:
+        from pipelines.monitoring.missing_runs import record_success_for_run
+
+        return record_success_for_run(context)
+
+    [compute(), apply_repo()] >> materialize() >> announce_features() >> record_success()
 
 
 features()

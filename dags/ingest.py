@@ -84,12 +84,18 @@ def ingest() -> None:
         context["outlet_events"][CURATED].extra = extra
         return extra
 
+    @task(trigger_rule="none_failed")  # a skipped branch is no failure; a failed task is
+    def record_success(**context: object) -> dict:
+        from pipelines.monitoring.missing_runs import record_success_for_run
+
+        return record_success_for_run(context)
+
     landed = wait_for_events()
     references = [validate_users(), validate_items()]
     landed >> references
     events = validate_events()
     references >> events
-    announce_curated([*references, events])
+    announce_curated([*references, events]) >> record_success()
 
 
 ingest()

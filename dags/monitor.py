@@ -78,6 +78,12 @@ def monitor() -> None:
 
         return send_digest_for_run(context)
 
+    @task(trigger_rule="none_failed")  # a skipped branch is no failure; a failed task is
+    def record_success(**context: object) -> dict:
+        from pipelines.monitoring.missing_runs import record_success_for_run
+
+        return record_success_for_run(context)
+
     checked = check_data()
     verdicts = []
     for model in MODEL_NAMES:
@@ -86,6 +92,7 @@ def monitor() -> None:
         verdicts.append(verdict)
     plan = plan_retrain(verdicts)
     verdicts >> send_digest()  # the day's warnings in one message, whatever the verdicts
+    verdicts >> record_success()  # the day is monitored once every champion was watched
     plan >> TriggerDagRunOperator(
         task_id="trigger_train",
         trigger_dag_id="train",

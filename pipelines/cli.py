@@ -752,7 +752,14 @@ def _parse_day(text: str, option: str) -> date:
 
 
 # these modules register their commands on `app` (alerts, load-history, train, models, ..., story)
-from pipelines import cli_alerts, cli_history, cli_models, cli_services, cli_story  # noqa: E402, F401
+from pipelines import (  # noqa: E402, F401
+    cli_alerts,
+    cli_history,
+    cli_models,
+    cli_monitor,
+    cli_services,
+    cli_story,
+)
 
 if __name__ == "__main__":
     app()

@@ -57,6 +57,14 @@ class Settings(BaseSettings):
         60.0, description="How long ingest waits for the day's events batch before failing."
     )
     sensor_poke_seconds: float = Field(5.0, description="How often ingest looks for the batch.")
+    run_deadline_hours: float = Field(
+        6.0,
+        description=(
+            "Hours after a day ends (UTC) by which its daily DAGs must have succeeded; later, "
+            "the watchdog DAG raises missing_run."
+        ),
+        ge=0,
+    )
 
     # the shop's trading calendar (pipelines/data/calendar.py): days without events that are fine
     closed_weekdays: list[str] = Field(

@@ -27,9 +27,12 @@ from dataclasses import asdict, dataclass, field, fields, replace
 from datetime import UTC, datetime, timedelta
 from importlib import resources
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from pipelines.monitoring.drift import DriftTests
 
 PROFILES = ("local", "prod")
 DEFAULT_GATES_RESOURCE = "gates.toml"
@@ -158,6 +161,14 @@ class MonitoringConfig:
     floors: Mapping[str, PerformanceFloor] = field(default_factory=dict)
     bootstrap: BootstrapConfig = BootstrapConfig(confidence=0.95)
     source: str = "<inline>"
+    drift_tests: DriftTests = field(default_factory=lambda: _drift_tests_class()())
+    drift_calibration: Mapping[str, Any] = field(default_factory=dict)
+
+
+def _drift_tests_class() -> type[DriftTests]:
+    from pipelines.monitoring.drift import DriftTests
+
+    return DriftTests
 
 
 def _read_toml(path: Path | str | None) -> tuple[dict[str, Any], str, str]:
@@ -339,6 +350,7 @@ def load_monitoring_config(path: Path | str | None = None) -> MonitoringConfig:
             "seed",
             "key_features",
             "performance_floor",
+            "drift_tests",
         ),
     )
     share = w.number(table.get("drift_share_threshold", 0.3), "monitoring", "drift_share_threshold")
@@ -378,7 +390,36 @@ def load_monitoring_config(path: Path | str | None = None) -> MonitoringConfig:
         direction = "higher" if "min" in spec else "lower"
         bound = w.number(spec.get("min", spec.get("max")), f"{where}.{model}", "min/max")
         floors[model] = PerformanceFloor(metric, bound, direction)
-    return MonitoringConfig(share, cooldown, significance, key_features, floors, boot, stamp)
+    tests, calibration = _drift_tests(table.get("drift_tests", {}), w)
+    return MonitoringConfig(
+        share, cooldown, significance, key_features, floors, boot, stamp, tests, calibration
+    )
+
+
+def _drift_tests(spec: Any, w: _Where) -> tuple[DriftTests, dict[str, Any]]:
+    """``[monitoring.drift_tests]``: the statistic and threshold per column type, and the record
+    of how the thresholds were calibrated."""
+    from pipelines.monitoring.drift import DriftError, DriftTests
+
+    where = "monitoring.drift_tests"
+    spec = w.table(spec, where)
+    w.unknown(spec, where, ("numerical", "categorical", "calibration"))
+    options: dict[str, Any] = {}
+    for kind in ("numerical", "categorical"):
+        if kind not in spec:
+            continue
+        entry = w.table(spec[kind], f"{where}.{kind}")
+        w.unknown(entry, f"{where}.{kind}", ("method", "threshold"))
+        if "method" in entry:
+            options[f"{kind}_method"] = str(entry["method"])
+        if "threshold" in entry:
+            threshold = w.number(entry["threshold"], f"{where}.{kind}", "threshold")
+            options[f"{kind}_threshold"] = threshold
+    try:
+        tests = DriftTests(**options)
+    except DriftError as problem:
+        raise w.fail(where, str(problem)) from problem
+    return tests, dict(w.table(spec.get("calibration", {}), f"{where}.calibration"))
 
 
 def load_gate_config_for(settings: Any) -> dict[str, ModelGateConfig]:
@@ -1136,6 +1177,20 @@ class MonitorDecision:
 
 def _utc(moment: datetime) -> datetime:
     return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+
+
+def drift_severity(decision: MonitorDecision) -> Literal["info", "warning", "critical"]:
+    """How loud a drift decision is: ``critical`` pages now, ``warning`` waits for the digest.
+
+    A page is for what on-call must act on: drift over the threshold that set off a retrain, or
+    monitoring that could not measure drift at all. Drift while the retrain is cooling down was
+    paged when the retrain started; each later day is a line in the digest.
+    """
+    if decision.action == "alert_and_retrain" or (
+        decision.action == "alert" and decision.drift_share is None
+    ):
+        return "critical"
+    return "warning" if decision.action == "alert" else "info"
 
 
 def drift_action(

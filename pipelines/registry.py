@@ -551,6 +551,8 @@ def rollback(
     trail, so rollbacks can walk back through history; with no history left it is removed and a
     further rollback fails with a message saying so.
     """
+    from mlflow.exceptions import MlflowException
+
     from pipelines.gates import rollback_target
 
     client = mlflow_client(settings)
@@ -561,7 +563,12 @@ def rollback(
         if current is None:
             raise RegistryError(f"{model} has no champion: nothing to roll back")
         target = rollback_target(model, current, current_aliases.get(PREVIOUS), to_version)
-        client.get_model_version(model, str(target))  # fails clearly if it does not exist
+        try:
+            client.get_model_version(model, str(target))
+        except MlflowException:
+            raise RegistryError(
+                f"{model} has no version {target}: `personalize models {model}` lists them"
+            ) from None
         client.set_registered_model_alias(model, CHAMPION, str(target))
         before_target = _champion_before(settings, model, target)
         if before_target is not None and before_target != target:

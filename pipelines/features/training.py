@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import glob
 import logging
+from collections.abc import Sequence
 from datetime import date
 from typing import TYPE_CHECKING
 
@@ -198,20 +199,34 @@ def features_at_day(
 ) -> pd.DataFrame | None:
     """``service``'s features of every user known at the end of ``day`` (or of ``entity_ids``),
     as a model scoring that day would see them; None when the day has no features."""
+    return features_at_days(settings, service, [day], entity_ids)
+
+
+def features_at_days(
+    settings: Settings,
+    service: str,
+    days: Sequence[date],
+    entity_ids: list[str] | None = None,
+) -> pd.DataFrame | None:
+    """:func:`features_at_day` for several days in one point-in-time join: one row per user
+    known at the end of each day (days without features add nothing); None if none has any."""
     import pandas as pd
 
     from pipelines.days import end_of_day
     from pipelines.features.offline import read_offline_partition
 
-    if entity_ids is None:
-        activity = read_offline_partition(
-            settings.feast_offline_dir, "user_activity", day, columns=("user_id",)
-        )
-        if activity is None or activity.empty:
-            return None
-        entity_ids = activity["user_id"].astype(str).tolist()
-    entities = pd.DataFrame({"user_id": entity_ids})
-    entities[TIMESTAMP] = pd.Series(end_of_day(day), index=entities.index).astype(
-        "datetime64[us, UTC]"
-    )
-    return training_set(entities, service, settings=settings)
+    parts = []
+    for day in days:
+        ids = entity_ids
+        if ids is None:
+            activity = read_offline_partition(
+                settings.feast_offline_dir, "user_activity", day, columns=("user_id",)
+            )
+            if activity is None or activity.empty:
+                continue
+            ids = activity["user_id"].astype(str).tolist()
+        stamp = pd.Series(end_of_day(day), index=range(len(ids))).astype("datetime64[us, UTC]")
+        parts.append(pd.DataFrame({"user_id": ids, TIMESTAMP: stamp}))
+    if not parts:
+        return None
+    return training_set(pd.concat(parts, ignore_index=True), service, settings=settings)

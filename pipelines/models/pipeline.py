@@ -36,6 +36,7 @@ log = logging.getLogger(__name__)
 FEATURE_SERVICES = {"propensity": "propensity_v1", "recommender": "recommender_v1"}
 HOLDOUT_DIR = "holdout"
 REFERENCE_ROWS = 20_000
+REFERENCE_WEEK_DAYS = 7  # the drift reference spans a whole week (weekly seasonality)
 REFERENCE_USERS = 2000  # the monitor's sample of active users, same size
 RECOMMEND_K = 10
 # k = 3 has the best silhouette but only splits buyers from non-buyers; 4..8 gives segments a
@@ -189,6 +190,13 @@ def train_model(settings: Settings, model: str, end: date | None = None) -> Trai
     return TrainedModel(model, registered.version, registered.run_id, end, dict(run.metrics))
 
 
+def reference_days(first: date, end: date) -> list[date]:
+    """The days of the drift reference: the last whole week of the window ``first..end`` (fewer
+    when the window is shorter)."""
+    start = max(first, end - timedelta(days=REFERENCE_WEEK_DAYS - 1))
+    return [start + timedelta(days=i) for i in range((end - start).days + 1)]
+
+
 def _window(settings: Settings, end: date) -> tuple[date, date]:
     """``train_window_days`` ending with ``end``, starting no earlier than the first curated
     events: before them there is no data, and labels there would read as "no purchase"."""
@@ -214,7 +222,7 @@ def _truth(settings: Settings, name: str) -> pd.DataFrame | None:
 def propensity_run(settings: Settings, end: date) -> TrainingRun:
     from pipelines.data.generator import LABEL_HORIZON_DAYS as TRUTH_HORIZON_DAYS
     from pipelines.features.offline import read_curated_window
-    from pipelines.features.training import features_at_day, training_set
+    from pipelines.features.training import features_at_days, training_set
     from pipelines.models.propensity import (
         KEY_COLUMNS,
         LABEL,
@@ -255,9 +263,12 @@ def propensity_run(settings: Settings, end: date) -> TrainingRun:
     keys = result.test_predictions[list(KEY_COLUMNS)]
     holdout = frame.merge(keys, on=list(KEY_COLUMNS), how="inner")
     features = list(result.feature_columns)
-    # drift compares like with like: every user's features at the end of the window, as a day of
-    # monitoring sees them, with the model's scores
-    reference = features_at_day(settings, FEATURE_SERVICES["propensity"], end)
+    # drift compares like with like: every user's features as a day of monitoring sees them,
+    # with the model's scores, over the window's last whole week -- a day's 1-day counts then
+    # meet every weekday's, not only the weekday the window happened to end on
+    reference = features_at_days(
+        settings, FEATURE_SERVICES["propensity"], reference_days(first, end)
+    )
     reference = _sample(reference, REFERENCE_ROWS, settings.train_seed)
     reference = reference[[*KEY_COLUMNS, *features]].assign(
         score=result.model.predict_proba(reference)[:, 1]
@@ -398,9 +409,10 @@ def recommender_run(settings: Settings, end: date) -> TrainingRun:
         # the champion may show a customer their own items: the gate must judge challenger
         # and champion on the same lists, so nothing is left out of either
         seen = seen.iloc[:0]
-    # what monitoring compares with: the categories recommended to the users active on the last
-    # day of the window (a later day's active users get the same treatment)
-    last_day = events[events["event_ts"] >= pd.Timestamp(end, tz="UTC")]
+    # what monitoring compares with: the categories recommended to the users active in the last
+    # whole week of the window (a later day's active users get the same treatment)
+    week_start = reference_days(first, end)[0]
+    last_day = events[events["event_ts"] >= pd.Timestamp(week_start, tz="UTC")]
     active = sorted(last_day["user_id"].astype(str).unique())[:REFERENCE_USERS]
     reference = recommended_categories(model, items, active or _sample_users(history, settings))
     rows = [

@@ -36,6 +36,7 @@ ALERT_TYPES: tuple[str, ...] = (
     "retrain",  # the platform started (or finished) a retraining because of drift/performance
     "missing_data",  # an expected day's batch or feature partition is not there
     "task_failed",  # a DAG task raised after its retries (not a quarantine: that has its own)
+    "missing_run",  # a daily DAG has not succeeded for a day by its deadline (the watchdog)
     "digest",  # the day's warnings in one message (pipelines/monitoring/digest.py)
     "resolved",  # a condition that alerted before is no longer present
 )
@@ -323,7 +324,8 @@ def render_text(alert: Alert | Mapping[str, Any]) -> str:
         for feature in features[:MAX_FEATURES_IN_TEXT]:
             lines.append(
                 f"  - {feature['column']}: {_number(feature['score'])} "
-                f"(threshold {_number(feature['threshold'])}, {feature.get('method', '?')})"
+                f"(threshold {_number(feature['threshold'])}, "
+                f"{_method_label(feature.get('method'))})"
             )
         if len(features) > MAX_FEATURES_IN_TEXT:
             lines.append(f"  ... and {len(features) - MAX_FEATURES_IN_TEXT} more in the report")
@@ -389,3 +391,9 @@ def _number(value: Any) -> str:
     if isinstance(value, float):
         return f"{value:.4g}"
     return str(value)
+
+
+def _method_label(method: str | None) -> str:
+    from pipelines.monitoring.drift import METHOD_LABELS
+
+    return METHOD_LABELS.get(method or "", method or "?")

@@ -38,13 +38,14 @@ def read_digests(path: Path) -> list[dict[str, Any]]:
 def pending_warnings(
     records: Iterable[Mapping[str, Any]], carried: set[str], until: datetime
 ) -> list[Mapping[str, Any]]:
-    """Digest-routed records up to ``until`` that no digest carried yet, oldest first."""
+    """Digest-routed records up to ``until`` (inclusive: monitoring stamps day D's findings
+    with D's end) that no digest carried yet, oldest first."""
     pending = [
         r
         for r in records
         if r.get("route") == "digest"
         and _identity(r) not in carried
-        and datetime.fromisoformat(str(r["ts"])) < until
+        and datetime.fromisoformat(str(r["ts"])) <= until
     ]
     return sorted(pending, key=lambda r: str(r["ts"]))
 

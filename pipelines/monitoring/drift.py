@@ -4,10 +4,11 @@
 (and its test) per column, and turns the test results into a :class:`DriftResult`: which columns
 drifted, with method, score and threshold, worst first, and whether the dataset as a whole drifted
 (share of drifted columns >= ``drift_share_threshold``, the rule of Evidently's
-``DriftedColumnsCount`` test). The verdict is the test *status*, never a raw score compared here:
-Evidently picks the method from the sample size (above 1000 reference rows a distance —
-Wasserstein for numbers, Jensen-Shannon for categories — below it a p-value test), so a score of
-0.04 means "drifted" for one and "fine" for the other.
+``DriftedColumnsCount`` test). The verdict is the test *status*, never a raw score compared here.
+The method and threshold of every column are set (:class:`DriftTests`, from gates.toml): effect
+sizes -- normed Wasserstein distance for numbers, Jensen-Shannon distance for categories by
+default -- never Evidently's own choice, which falls back to chi-square / KS p-values below 1000
+rows: those flag tiny differences at the shop's sample sizes and paged on clean days.
 
 Why not ``DataDriftPreset``: its metrics are exactly these (``DriftedColumnsCount`` plus one
 ``ValueDrift`` per column), but it computes every column's drift three times (per column, for the
@@ -48,7 +49,7 @@ if TYPE_CHECKING:
 
 # bench/monitor.py: 100k rows x the 36 propensity_v1 features in 4.5 s of CPU on 2 cores.
 DEFAULT_MAX_ROWS = 10_000
-# Never sample below this: Evidently switches from distances to p-value tests at 1000 rows.
+# Never sample below this: a distance on fewer rows is mostly sampling noise.
 MIN_SAMPLE_ROWS = 2_000
 DEFAULT_DRIFT_SHARE = 0.5
 
@@ -67,6 +68,10 @@ _THIRTY_DAY_PREFIXES = ("rfm_", "top_category_", "segment_")
 # compared once both sides have this much history.
 RECENCY_HORIZON_DAYS = 90
 _RECENCY_PREFIX = "days_since_"
+# lifetime counts and the rhythm built on them grow with the history in the same way
+_LIFETIME_COLUMNS = frozenset(
+    {"purchase_days_total", "days_between_purchases", "purchase_overdue_ratio"}
+)
 
 # Evidently's p-value tests: a lower score is worse (a distance: higher is worse).
 _P_VALUE_HINTS = ("p_value", "anderson", "cramer", "epps", "fisher", "g_test", "mann", "t_test")
@@ -76,10 +81,61 @@ class DriftError(ValueError):
     """A drift comparison that cannot be made, with what to change."""
 
 
+# Effect sizes, not p-values: a p-value test flags any difference once there are enough rows
+# (chi-square on ~800 interactions' categories paged every clean day), a distance says how big the
+# difference is whatever the sample. Evidently's names; thresholds are calibrated on clean days
+# (`personalize monitor calibrate`) and recorded in gates.toml [monitoring.drift_tests].
+NUMERICAL_METHODS = ("wasserstein", "psi", "jensenshannon", "hellinger")
+CATEGORICAL_METHODS = ("jensenshannon", "psi", "hellinger")
+# what an alert calls them: a person at 3 a.m. reads the name of the statistic, not its id
+METHOD_LABELS = {
+    "wasserstein": "Wasserstein distance (normed)",
+    "jensenshannon": "Jensen-Shannon distance",
+    "psi": "PSI",
+    "hellinger": "Hellinger distance",
+}
+
+
+@dataclass(frozen=True)
+class DriftTests:
+    """The per-column drift statistic and its threshold, by column type."""
+
+    numerical_method: str = "wasserstein"
+    numerical_threshold: float = 0.1
+    categorical_method: str = "jensenshannon"
+    categorical_threshold: float = 0.1
+
+    def __post_init__(self) -> None:
+        numerical = (
+            "numerical",
+            self.numerical_method,
+            NUMERICAL_METHODS,
+            self.numerical_threshold,
+        )
+        categorical = (
+            "categorical",
+            self.categorical_method,
+            CATEGORICAL_METHODS,
+            self.categorical_threshold,
+        )
+        for kind, method, allowed, threshold in (numerical, categorical):
+            if method not in allowed:
+                raise DriftError(
+                    f"{kind} drift method {method!r} is not an effect size; use one of {allowed}"
+                )
+            if not threshold > 0:
+                raise DriftError(f"{kind} drift threshold must be > 0, got {threshold!r}")
+
+    def for_column(self, numerical: bool) -> tuple[str, float]:
+        if numerical:
+            return self.numerical_method, self.numerical_threshold
+        return self.categorical_method, self.categorical_threshold
+
+
 @dataclass(frozen=True)
 class ColumnDrift:
     column: str
-    method: str  # Evidently's name of the test it chose, e.g. "Wasserstein distance (normed)"
+    method: str  # Evidently's stattest id, as in the settings, e.g. "wasserstein"
     score: float
     threshold: float
     drifted: bool  # Evidently's test status: FAIL = drifted
@@ -138,7 +194,7 @@ def window_days(column: str) -> int:
         return int(match.group(1))
     if column.startswith(_THIRTY_DAY_PREFIXES):
         return 30
-    if column.startswith(_RECENCY_PREFIX):
+    if column.startswith(_RECENCY_PREFIX) or column in _LIFETIME_COLUMNS:
         return RECENCY_HORIZON_DAYS
     return 0
 
@@ -188,6 +244,7 @@ def data_drift(
     preset: bool = False,
     report_columns: int | None = None,
     always_report: Sequence[str] = (),
+    tests: DriftTests | None = None,
 ) -> tuple[DriftResult, Snapshot]:
     """Compare ``current`` with ``reference`` column by column; the verdicts and the Evidently run.
 
@@ -198,13 +255,16 @@ def data_drift(
     ``max_rows=None`` compares every row. With ``report_columns=N`` every column is still judged
     by Evidently's test, but the HTML report shows only the drifted columns, ``always_report``
     and the closest calls, at least N: what a person opens, at a fraction of the rendering time.
+    ``tests`` is the statistic and effect-size threshold per column type (default
+    :class:`DriftTests`: normed Wasserstein for numbers, Jensen-Shannon for categories).
     """
+    tests = DriftTests() if tests is None else tests
     if not 0 < drift_share_threshold <= 1:
         raise DriftError(f"drift_share_threshold must be in (0, 1], got {drift_share_threshold}")
     if max_rows is not None and max_rows < MIN_SAMPLE_ROWS:
         raise DriftError(
-            f"max_rows={max_rows} is below {MIN_SAMPLE_ROWS}: Evidently would switch to p-value "
-            "tests whose verdicts depend on the sample size; use a larger max_rows or None"
+            f"max_rows={max_rows} is below {MIN_SAMPLE_ROWS}: a distance on so few rows is mostly "
+            "sampling noise; use a larger max_rows or None"
         )
     for name, frame in (("reference", reference), ("current", current)):
         if len(frame) == 0:
@@ -249,7 +309,7 @@ def data_drift(
 
     if report_columns is None or preset:
         snapshot = _run_report(
-            ref_frame, cur_frame, numerical, categorical, drift_share_threshold, preset
+            ref_frame, cur_frame, numerical, categorical, drift_share_threshold, preset, tests
         )
         column_results = sorted(
             _column_results(snapshot), key=lambda c: (not c.drifted, -c.severity, c.column)
@@ -259,7 +319,7 @@ def data_drift(
         # every column with Evidently's own test (same method, threshold and verdict as its
         # ValueDrift), then draw the report for the columns a person will look at
         column_results = sorted(
-            _screen(ref_frame, cur_frame, numerical, categorical),
+            _screen(ref_frame, cur_frame, numerical, categorical, tests),
             key=lambda c: (not c.drifted, -c.severity, c.column),
         )
         shown = [c.column for c in column_results if c.drifted or c.column in always_report]
@@ -272,6 +332,7 @@ def data_drift(
             [c for c in categorical if c in shown],
             drift_share_threshold,
             preset,
+            tests,
         )
     drifted = sum(c.drifted for c in column_results)
     share = drifted / len(column_results) if column_results else 0.0
@@ -297,6 +358,7 @@ def prediction_drift(
     name: str = "prediction",
     max_rows: int | None = DEFAULT_MAX_ROWS,
     seed: int = 0,
+    tests: DriftTests | None = None,
 ) -> tuple[DriftResult, Snapshot]:
     """Drift of what a model outputs: scores (numbers) or recommended categories (strings).
 
@@ -312,6 +374,7 @@ def prediction_drift(
         max_rows=max_rows,
         seed=seed,
         drift_share_threshold=1.0,
+        tests=tests,
     )
 
 
@@ -427,6 +490,7 @@ def _run_report(
     categorical: list[str],
     drift_share: float,
     preset: bool,
+    tests: DriftTests,
 ) -> Snapshot:
     from evidently import DataDefinition, Dataset, Report
     from evidently.metrics import ValueDrift
@@ -438,7 +502,14 @@ def _run_report(
     metrics = (
         [DataDriftPreset(columns=ordered, drift_share=drift_share)]
         if preset
-        else [ValueDrift(column=c) for c in ordered]
+        else [
+            ValueDrift(
+                column=c,
+                method=tests.for_column(c in numerical)[0],
+                threshold=tests.for_column(c in numerical)[1],
+            )
+            for c in ordered
+        ]
     )
     report = Report(metrics, include_tests=True)
     return report.run(
@@ -448,43 +519,29 @@ def _run_report(
 
 
 def _screen(
-    reference: pd.DataFrame, current: pd.DataFrame, numerical: list[str], categorical: list[str]
+    reference: pd.DataFrame,
+    current: pd.DataFrame,
+    numerical: list[str],
+    categorical: list[str],
+    tests: DriftTests,
 ) -> list[ColumnDrift]:
     """Each column's drift verdict from Evidently's column drift test, without rendering."""
-    from evidently.legacy.calculations.data_drift import DataDriftOptions, get_one_column_drift
-    from evidently.legacy.core import ColumnType
-    from evidently.legacy.metric_results import DatasetColumns, DatasetUtilityColumns
+    from pipelines.monitoring.evidently_compat import column_drift
 
     results = []
     for column in [c for c in reference.columns if c in numerical or c in categorical]:
         numeric = column in numerical
-        drift = get_one_column_drift(
-            current_data=current,
-            reference_data=reference,
-            column_name=column,
-            options=DataDriftOptions(),
-            dataset_columns=DatasetColumns(
-                utility_columns=DatasetUtilityColumns(
-                    date=None, id=None, target=None, prediction=None
-                ),
-                target_type=None,
-                task=None,
-                num_feature_names=[column] if numeric else [],
-                cat_feature_names=[] if numeric else [column],
-                text_feature_names=[],
-                datetime_feature_names=[],
-                target_names=None,
-            ),
-            column_type=ColumnType.Numerical if numeric else ColumnType.Categorical,
-            agg_data=True,
+        method, threshold = tests.for_column(numeric)
+        verdict = column_drift(
+            reference, current, column, numerical=numeric, method=method, threshold=threshold
         )
         results.append(
             ColumnDrift(
                 column=column,
-                method=str(drift.stattest_name),
-                score=float(drift.drift_score),
-                threshold=float(drift.stattest_threshold),
-                drifted=bool(drift.drift_detected),
+                method=method or verdict.method,
+                score=verdict.score,
+                threshold=verdict.threshold,
+                drifted=verdict.drifted,
             )
         )
     return results

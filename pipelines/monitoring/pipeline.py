@@ -176,7 +176,7 @@ def monitor_model(settings: Settings, model: str, day: date) -> dict[str, Any]:
         _act_on_performance(settings, model, champion, day, performance, html, verdict)
 
     if drift is not None:
-        _act_on_drift(settings, model, champion, day, drift, prediction, html, config, verdict)
+        act_on_drift(settings, model, champion, day, drift, prediction, html, config, verdict)
 
     verdict["verdict"] = _headline(verdict)
     directory.mkdir(parents=True, exist_ok=True)
@@ -226,9 +226,13 @@ def _drift(
         # its inputs are the interactions themselves: what it recommends is what to watch
         from pipelines.monitoring.drift import prediction_drift
 
-        threshold = load_monitoring_config(settings.gates_file).drift_share_threshold
+        config = load_monitoring_config(settings.gates_file)
+        threshold = config.drift_share_threshold
         prediction, snapshot = prediction_drift(
-            reference[prediction_column], current[prediction_column], name=prediction_column
+            reference[prediction_column],
+            current[prediction_column],
+            name=prediction_column,
+            tests=config.drift_tests,
         )
         prediction.drift_share_threshold = threshold
         prediction.dataset_drifted = prediction.drift_share >= threshold
@@ -237,12 +241,16 @@ def _drift(
     first = _first_feature_day(settings)
     columns = [c for c in reference.columns if c in current.columns and c != prediction_column]
     columns = [c for c in columns if c not in ("user_id", "event_timestamp", "rank", "item_id")]
+    from pipelines.models.pipeline import reference_days
+
+    # the reference's shortest history is that of its first day
     kept, skipped = comparable_columns(
         columns,
-        (trained_until - first).days + 1,
+        (reference_days(first, trained_until)[0] - first).days + 1,
         (day - first).days + 1,
     )
-    threshold = load_monitoring_config(settings.gates_file).drift_share_threshold
+    config = load_monitoring_config(settings.gates_file)
+    threshold = config.drift_share_threshold
     if not kept:
         return None, None, None
     has_prediction = prediction_column in reference.columns and prediction_column in current.columns
@@ -263,7 +271,6 @@ def _drift(
     )
     # one Evidently run (and one HTML page) for the inputs and the output: the plots dominate
     # a report's time, and an engineer reads both on the same page
-    config = load_monitoring_config(settings.gates_file)
     both, snapshot = data_drift(
         reference,
         current,
@@ -272,6 +279,7 @@ def _drift(
         drift_share_threshold=threshold,
         report_columns=REPORT_COLUMNS,
         always_report=[*config.key_features.get(model, ()), prediction_column],
+        tests=config.drift_tests,
     )
     drift = _subset(both, [c for c in both.columns if c.column != prediction_column], threshold)
     drift.skipped.update(skipped)
@@ -339,7 +347,7 @@ def _first_feature_day(settings: Settings) -> date:
     return partition_days(settings.feast_offline_dir, "user_activity")[0]
 
 
-def _act_on_drift(
+def act_on_drift(
     settings: Settings,
     model: str,
     version: int,
@@ -350,7 +358,13 @@ def _act_on_drift(
     config: MonitoringConfig,
     verdict: dict[str, Any],
 ) -> None:
-    from pipelines.gates import drift_action
+    """Carry out the drift decision for one model and day: alert, retrain, or resolve.
+
+    ``verdict`` (the task's record) gets the decision, ``retrain`` and the actions taken.
+    Below the threshold nothing is alerted (the findings are in the report); over it, a retrain
+    pages at once, and the same drift while the retrain cools down waits for the digest.
+    """
+    from pipelines.gates import drift_action, drift_severity
     from pipelines.monitoring.alerts import Alert, condition_key, drift_alert, resolve
 
     decision = drift_action(
@@ -379,6 +393,7 @@ def _act_on_drift(
         alert.actions.append(action)
         verdict["actions"].append(action)
     alert.details["decision"] = decision.reason
+    alert.severity = drift_severity(decision)
     _deliver(settings, alert)
     if verdict["retrain"]:
         _deliver(

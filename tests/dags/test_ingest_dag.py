@@ -18,6 +18,7 @@ from pipelines.config import Settings
 from pipelines.data.generator import BAD_KINDS, PlantedChange, ShopSpec, generate
 from pipelines.data.partitions import partition_dir
 from pipelines.monitoring.alerts import read_alerts
+from pipelines.monitoring.missing_runs import succeeded_days
 from pipelines.orchestration import run_dag
 
 START = date(2026, 3, 2)
@@ -66,6 +67,8 @@ def test_a_clean_day_is_curated_and_announced(shop: Settings) -> None:
     assert record.asset_events == [("personalize://curated", record.asset_events[0][1])]
     extra = record.asset_events[0][1]
     assert extra["day"] == day.isoformat() and extra["rows"]["events"] > 0
+    # the ledger the watchdog reads: this day's ingest has succeeded
+    assert day in succeeded_days(shop)["ingest"]
 
 
 def test_rerunning_a_clean_day_leaves_curated_unchanged(shop: Settings) -> None:
@@ -105,6 +108,7 @@ def test_a_bad_batch_is_quarantined_and_fails_the_run_at_validation(
     message = record.failed_tasks[0].message or ""
     assert rule in message and "quarantined" in message
     assert record.asset_events == [], "no curated asset event for a bad day"
+    assert day not in succeeded_days(shop)["ingest"], "a quarantined day has not succeeded"
     assert not partition_dir(shop.curated_dir, "events", day).exists()
     assert not partition_dir(shop.landing_dir, "events", day).exists()
 

@@ -101,6 +101,44 @@ def test_promote_rollback_history_and_status(tmp_path: Path) -> None:
     assert state["quarantined"] == [] and state["alerts"] == []
 
 
+def test_rollback_to_restores_the_chosen_version_not_the_previous_champion(
+    tmp_path: Path,
+) -> None:
+    home = tmp_path / "home"
+    settings = Settings(home=home)
+    v1, v2, v3 = (register_blessed(settings, seed) for seed in (1, 2, 3))
+    base = ("--home", str(home))
+    for version in (v1, v2, v3):
+        assert invoke(*base, "promote", MODEL, str(version), "--reason", "next").exit_code == 0
+
+    def champions() -> dict[str, int]:
+        return {a: v for a, v in registry.aliases(settings, MODEL).items() if a != "challenger"}
+
+    assert champions() == {"champion": v3, "previous_champion": v2}
+
+    rolled = invoke(*base, "rollback", MODEL, "--to", str(v1), "--reason", "v2 and v3 are bad")
+    assert rolled.exit_code == 0, rolled.output
+    assert f"v{v3} -> v{v1}" in rolled.output
+    # v1 replaced nothing when it was promoted: no previous champion is left behind it
+    assert champions() == {"champion": v1}
+    tags = {int(v.version): v.tags for v in registry.versions(settings, MODEL)}
+    assert tags[v3]["rolled_back"] == "true" and tags[v3]["rollback.reason"] == "v2 and v3 are bad"
+    assert "rolled_back" not in tags[v2] and "rolled_back" not in tags[v1]
+    last = registry.read_audit(settings, MODEL)[-1]
+    assert (last["action"], last["from_version"], last["to_version"]) == ("rollback", v3, v1)
+    assert last["reason"] == "v2 and v3 are bad"
+
+    again = invoke(*base, "rollback", MODEL, "--to", str(v1), "--reason", "twice")
+    assert again.exit_code == 1 and f"v{v1} is already the champion" in again.output
+    assert registry.aliases(settings, MODEL)["champion"] == v1
+    forward = invoke(*base, "rollback", MODEL, "--to", str(v2), "--reason", "v2 was fine after all")
+    assert forward.exit_code == 0 and f"v{v1} -> v{v2}" in forward.output
+    assert champions() == {"champion": v2, "previous_champion": v1}
+    unknown = invoke(*base, "rollback", MODEL, "--to", "99", "--reason", "typo")
+    assert unknown.exit_code == 1 and f"{MODEL} has no version 99" in unknown.output
+    assert champions() == {"champion": v2, "previous_champion": v1}
+
+
 def test_promote_refuses_a_version_the_gate_did_not_bless(tmp_path: Path) -> None:
     home = tmp_path / "home"
     settings = Settings(home=home)

@@ -365,6 +365,36 @@ def test_first_model_is_judged_by_value_thresholds_alone(
     assert f"roc_auc {weak.metrics['roc_auc']:.4f} fails >= 0.65" in bad.reason
 
 
+def test_a_challenger_above_a_max_bound_is_rejected(
+    labels: np.ndarray, champion: HoldoutScores, config: dict[str, ModelGateConfig]
+) -> None:
+    """gates.toml: propensity ``brier = { max = 0.25 }``, checked with or without a champion."""
+    sharp = propensity_scores(labels, 2.2, seed=2)  # clearly better than the champion
+    # the same ranking, squeezed into [0.5, 1]: roc_auc unchanged, the probabilities far too high
+    squeezed = 0.5 + 0.5 * sharp.scores
+    overconfident = HoldoutScores(
+        metrics={m: gates.classification_metric(m, labels, squeezed) for m in ("roc_auc", "brier")},
+        labels=labels,
+        scores=squeezed,
+    )
+    assert overconfident.metrics["roc_auc"] == pytest.approx(sharp.metrics["roc_auc"])
+    brier = overconfident.metrics["brier"]
+    assert brier > 0.25 and sharp.metrics["brier"] < 0.25
+    assert gates.bless("propensity", config, sharp, champion).decision == "blessed"
+
+    for against in (None, champion):  # first model, and against a champion it out-ranks
+        record = gates.bless("propensity", config, overconfident, against)
+        assert record.decision == "rejected", record.reason
+        assert [(c.metric, c.kind) for c in record.failed_checks()] == [("brier", "value")]
+        assert f"brier {brier:.4f} fails <= 0.25" in record.reason
+        assert record.to_tags()["gate.brier.passed"] == "false"
+
+    # the bound itself passes (max is inclusive), anything above it fails
+    at_bound = gates.bless("propensity", config, HoldoutScores({"roc_auc": 0.8, "brier": 0.25}))
+    above = gates.bless("propensity", config, HoldoutScores({"roc_auc": 0.8, "brier": 0.2501}))
+    assert (at_bound.decision, above.decision) == ("blessed", "rejected")
+
+
 @pytest.mark.parametrize("value", ["absent", None, float("nan"), "0.8", float("inf")])
 def test_missing_or_nan_metric_rejects_with_a_reason(
     value: object, config: dict[str, ModelGateConfig]
@@ -595,6 +625,37 @@ def test_missing_drift_share_alerts_without_retraining(
     decision = gates.drift_action(float("nan"), [], KEY, monitoring, None, NOW)
     assert decision.action == "alert" and "missing" in decision.reason
     assert json.dumps(decision.to_dict())
+
+
+def test_drift_decision_at_the_edges_of_threshold_and_cooldown(
+    monitoring: gates.MonitoringConfig,
+) -> None:
+    """gates.toml: at or above ``drift_share_threshold`` (or a key feature) alert and retrain;
+    a retrain waits until ``retrain_cooldown_hours`` after the last one have passed."""
+    limit = monitoring.drift_share_threshold
+    keys = monitoring.key_features["propensity"]
+    ordinary = ["views_7d", "spend_7d"]
+    assert not set(ordinary) & set(keys)
+
+    def decide(share, drifted=ordinary, last=None):
+        return gates.drift_action(share, drifted, keys, monitoring, last, NOW, model="propensity")
+
+    at_limit, below = decide(limit), decide(limit - 1e-9)
+    assert (at_limit.action, gates.drift_severity(at_limit)) == ("alert_and_retrain", "critical")
+    assert (below.action, gates.drift_severity(below)) == ("none", "info")
+    key = decide(limit - 1e-9, [*ordinary, keys[0]])
+    assert key.action == "alert_and_retrain" and key.drifted_key_features == (keys[0],)
+    assert decide(0.0, [keys[-1]]).action == "alert_and_retrain"  # one key feature is enough
+
+    cooldown = timedelta(hours=monitoring.retrain_cooldown_hours)
+    ready = decide(0.5, last=NOW - cooldown)  # exactly one cool-down ago: retrain again
+    assert ready.action == "alert_and_retrain" and ready.next_retrain_at is None
+    held = decide(0.5, last=NOW - cooldown + timedelta(seconds=1))
+    assert (held.action, gates.drift_severity(held)) == ("alert", "warning")
+    assert held.next_retrain_at == (NOW + timedelta(seconds=1)).isoformat()
+    assert "retrain held" in held.reason
+    calm_while_cooling = decide(0.0, [], last=NOW - timedelta(hours=1))
+    assert calm_while_cooling.action == "none"  # the cool-down never invents an alert
 
 
 FLOOR = PerformanceFloor("roc_auc", 0.65)

@@ -98,6 +98,51 @@ def test_each_window_counts_only_its_days() -> None:
     assert (row.views_1d, row.views_7d, row.views_30d) == (1, 2, 4)
 
 
+# Around the 7-day edge of D = 2026-03-10 (stamp S = 2026-03-11 00:00 = end of D)
+EDGE_EVENTS = make_events(
+    # D-8: out of 7d
+    {"user_id": "a", "event_ts": "2026-03-02 12:00", "session_id": "s1", "device": "ios",
+     "price": 100.0},
+    # first instant of D-7 (S - 8 days): out of 7d
+    {"user_id": "a", "event_ts": "2026-03-03 00:00", "session_id": "s2", "device": "ios",
+     "price": 100.0},
+    # last microsecond of D-7, just before S - 7 days: out of 7d
+    {"user_id": "a", "event_ts": "2026-03-03 23:59:59.999999", "session_id": "s3",
+     "device": "ios", "event_type": "purchase", "price": 100.0},
+    # first instant of D-6 = exactly S - 7 days: in (the lower edge is closed)
+    {"user_id": "a", "event_ts": "2026-03-04 00:00", "session_id": "s4", "device": "web",
+     "price": 10.0},
+    # last microsecond of D: in
+    {"user_id": "a", "event_ts": "2026-03-10 23:59:59.999999", "session_id": "s5",
+     "device": "web", "event_type": "purchase", "price": 10.0},
+    # S itself, the first instant of D+1: out of every window (the upper edge is open)
+    {"user_id": "a", "event_ts": "2026-03-11 00:00", "session_id": "s6", "device": "ios",
+     "price": 100.0},
+)  # fmt: skip
+
+
+def test_seven_day_window_is_the_days_after_d_minus_7_through_d() -> None:
+    """The 7-day window of day D is the days (D-7, D], i.e. D-6 .. D; in instants it is
+    [S - 7 days, S) with S = D+1 00:00, the stamp (module docstring: ``[D-(w-1) 00:00, S)``).
+
+    So D-6 00:00 and the last microsecond of D are in; D-7 (first instant, last microsecond)
+    and D-8 are out, and so is S. Every 7-day feature shares the edge, for users and items.
+    """
+    row = one_user(EDGE_EVENTS)
+    # in: the D-6 00:00 view (web, price 10) and the purchase at the end of D (web, 10)
+    assert (row.views_7d, row.purchases_7d, row.spend_7d) == (1, 1, 10.0)
+    assert row.sessions_7d == 2
+    assert row.avg_view_price_7d == 10.0  # the D-7 view at price 100 would pull this to 55
+    assert (row.device_share_web_7d, row.device_share_ios_7d) == (1.0, 0.0)
+    # the 30-day window still sees D-8 and D-7, never S
+    assert (row.views_30d, row.purchases_30d, row.spend_30d) == (3, 2, 110.0)
+    assert row.sessions_30d == 5
+
+    (item,) = item_popularity(EDGE_EVENTS, ITEMS, D).itertuples(index=False)
+    assert (item.item_views_7d, item.item_purchases_7d) == (1, 1)
+    assert (item.item_views_30d, item.item_purchases_30d) == (3, 2)
+
+
 def test_funnel_counts_spend_and_rates() -> None:
     row = one_user(
         make_events(

@@ -142,3 +142,30 @@ def test_a_hand_moved_champion_is_what_the_next_gate_compares_against(store: Set
     assert record.champion_version == hand_picked
     moves = [(r["action"], r["from_version"], r["to_version"]) for r in registry.read_audit(store)]
     assert ("manual", good, hand_picked) in moves
+
+
+def test_the_gate_compares_against_an_older_hand_picked_champion_not_a_newer_version(
+    store: Settings,
+) -> None:
+    from sklearn.metrics import roc_auc_score
+
+    strong_model = fitted(["signal", "weak"])
+    strong = register(store, strong_model)
+    rejected = register(store, fitted(["noise"]))
+    assert gate_and_promote(store, rejected)[0] == "rejected"  # never champion
+    # an engineer picks the older version by hand (`personalize models promote ... --force`)
+    registry.promote(
+        store, MODEL, strong, actor="oncall", reason="hand-picked", require_blessed=False
+    )
+    assert rejected > strong and registry.aliases(store, MODEL)[CHAMPION] == strong
+
+    challenger = register(store, fitted(["signal"]))  # clearly better than noise, worse than v1
+    record = gate_version(store, MODEL, challenger)
+    assert record.champion_version == strong  # not the newest other version, not challenger - 1
+    (change,) = [c for c in record.checks if c.kind == "change"]
+    expected = roc_auc_score(HOLDOUT["label"], strong_model.predict_proba(HOLDOUT)[:, 1])
+    assert change.champion == pytest.approx(expected)
+    # against the newer, rejected noise model it would have been blessed and promoted
+    assert record.decision == "rejected" and "worse than champion" in record.reason
+    assert carry_out_gate(store, record)["action"] == "stop"
+    assert registry.aliases(store, MODEL)[CHAMPION] == strong

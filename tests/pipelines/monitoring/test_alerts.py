@@ -29,11 +29,11 @@ DAY = timedelta(hours=24)
 
 
 def drift_result() -> DriftResult:
-    wasserstein = "Wasserstein distance (normed)"
+    wasserstein = "wasserstein"  # the stattest id, as monitoring records it
     columns = [
         ColumnDrift("device_share_web_30d", wasserstein, 0.31, 0.1, True),
         ColumnDrift("avg_order_value_30d", wasserstein, 0.18, 0.1, True),
-        ColumnDrift("top_category_1", "Jensen-Shannon distance", 0.12, 0.1, True),
+        ColumnDrift("top_category_1", "jensenshannon", 0.12, 0.1, True),
         ColumnDrift("views_7d", wasserstein, 0.04, 0.1, False),
     ]
     return DriftResult(
@@ -83,7 +83,7 @@ def test_a_drift_alert_says_what_how_bad_and_what_next_in_order() -> None:
         "column": "device_share_web_30d",
         "score": 0.31,
         "threshold": 0.1,
-        "method": "Wasserstein distance (normed)",
+        "method": "wasserstein",
     }
 
 

@@ -11,10 +11,12 @@ import pandas as pd
 import pytest
 
 from pipelines.data.generator import PlantedChange, ShopSpec
+from pipelines.gates import load_monitoring_config
 from pipelines.models.testing import synthetic_shop
 from pipelines.monitoring.drift import (
     DEFAULT_MAX_ROWS,
     DriftError,
+    DriftTests,
     comparable_columns,
     data_drift,
     prediction_drift,
@@ -97,7 +99,8 @@ def test_clean_days_do_not_alarm_once_filling_windows_are_left_out(activity) -> 
     assert naive.dataset_drifted
     assert {c.column for c in naive.drifted_columns} >= {"views_30d", "sessions_30d"}
 
-    result, _ = data_drift(reference, current, kept)
+    # judged as monitoring judges: by the thresholds calibrated on clean shops (gates.toml)
+    result, _ = data_drift(reference, current, kept, tests=load_monitoring_config().drift_tests)
     assert not result.dataset_drifted
     assert result.drifted_columns == []
     assert {c.column for c in result.columns} == set(kept)
@@ -192,8 +195,8 @@ def test_strings_nulls_and_mixed_dtypes_are_compared_or_skipped_with_a_reason(mi
     by_column = {c.column: c for c in result.columns}
 
     assert set(by_column) == {"device", "spend", "count", "flag", "mixed", "ratio"}
-    assert by_column["device"].drifted and "Jensen-Shannon" in by_column["device"].method
-    assert by_column["spend"].drifted and "Wasserstein" in by_column["spend"].method
+    assert by_column["device"].drifted and by_column["device"].method == "jensenshannon"
+    assert by_column["spend"].drifted and by_column["spend"].method == "wasserstein"
     assert by_column["count"].drifted  # nullable integers, nulls dropped
     assert not by_column["flag"].drifted  # booleans as two categories
     assert not by_column["ratio"].drifted  # infinities read as missing
@@ -233,7 +236,7 @@ def test_prediction_drift_of_scores_and_of_recommended_categories() -> None:
     categories, _ = prediction_drift(before, after, name="recommended_category")
     assert categories.dataset_drifted
     assert categories.reference_rows == 4_500  # one row per recommendation
-    assert "Jensen-Shannon" in categories.columns[0].method
+    assert categories.columns[0].method == "jensenshannon"
 
 
 def test_report_files_hold_the_evidently_page_and_the_verdicts(mixed, tmp_path: Path) -> None:
@@ -277,3 +280,45 @@ def test_screening_judges_every_column_as_the_full_report_and_draws_fewer(activi
     drawn = {m["config"]["column"] for m in snapshot.dict()["metrics"] if "column" in m["config"]}
     assert "views_7d" in drawn
     assert len(drawn) == max(3, sum(c.drifted for c in full.columns)) < len(columns)
+
+
+# ---- effect sizes, not p-values -----------------------------------------------------------------
+
+
+@pytest.mark.parametrize("report_columns", [None, 1])  # the full report and the screening
+def test_columns_are_judged_by_effect_size_at_the_shop_s_sample_sizes(report_columns) -> None:
+    # the false page being avoided: ~820 recommended categories against ~1,000 from the same mix
+    # (a chi-square p-value flagged such a pair every clean day), and a negligible shift of a
+    # number over 50k rows (a KS p-value is ~0 there)
+    rng = np.random.default_rng(3)
+    mix = np.array([0.3, 0.25, 0.2, 0.15, 0.1])
+    names = list("abcde")
+    reference = pd.DataFrame({"category": rng.choice(names, 1000, p=mix)})
+    current = pd.DataFrame({"category": rng.choice(names, 820, p=mix)})
+    result, _ = data_drift(reference, current, report_columns=report_columns)
+    (column,) = result.columns
+    assert (column.method, column.threshold, column.drifted) == ("jensenshannon", 0.1, False)
+
+    moved = pd.DataFrame({"category": rng.choice(names, 820, p=mix[::-1])})
+    assert data_drift(reference, moved, report_columns=report_columns)[0].columns[0].drifted
+
+    numbers = pd.DataFrame({"x": rng.normal(0, 1, 50_000)})
+    nudged = pd.DataFrame({"x": rng.normal(0.03, 1, 50_000)})
+    result, _ = data_drift(numbers, nudged, max_rows=None, report_columns=report_columns)
+    assert (result.columns[0].method, result.columns[0].drifted) == ("wasserstein", False)
+
+
+def test_the_statistic_and_threshold_come_from_the_settings() -> None:
+    rng = np.random.default_rng(4)
+    reference = pd.DataFrame({"x": rng.normal(0, 1, 20_000)})
+    current = pd.DataFrame({"x": rng.normal(0.06, 1, 20_000)})
+    loose, _ = data_drift(reference, current, report_columns=1)
+    strict, _ = data_drift(
+        reference, current, report_columns=1, tests=DriftTests(numerical_threshold=0.03)
+    )
+    assert not loose.columns[0].drifted and strict.columns[0].drifted
+    assert strict.columns[0].threshold == 0.03
+    psi, _ = data_drift(reference, current, tests=DriftTests(numerical_method="psi"))
+    assert psi.columns[0].method == "psi"
+    with pytest.raises(DriftError, match="not an effect size"):
+        DriftTests(categorical_method="chisquare")
