@@ -42,8 +42,10 @@ def calibrate(
     ] = None,
 ) -> None:
     """Generate clean shops (nothing planted), score every day's drift against a whole-week
-    reference with the configured statistics, and choose each column type's threshold so that
-    no clean day would have drifted, plus headroom. Prints the figures and the gates.toml table.
+    reference with the configured statistics (the customers' features that propensity's
+    monitoring compares, and the recommender's interaction profile), and choose each column
+    type's threshold so that no clean day would have drifted, plus headroom. Prints the figures
+    and the gates.toml table.
     """
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
 
@@ -56,6 +58,7 @@ def calibrate(
         drift_tests_toml,
         write_drift_tests,
     )
+    from pipelines.monitoring.quality import MODEL_COLUMNS, daily_inputs
 
     seeds = seeds or [1, 2, 3]
     if days < MIN_DAYS:
@@ -78,7 +81,9 @@ def calibrate(
         console=console,
         transient=True,
     ) as progress:
-        task = progress.add_task("clean shops", total=len(seeds) * (days // 3 + 1))
+        task = progress.add_task(
+            "clean shops", total=len(seeds) * len(MODEL_COLUMNS) * (days // 3 + 1)
+        )
         for seed in seeds:
             progress.update(task, description=f"seed {seed}: generating")
             with tempfile.TemporaryDirectory(prefix="calibrate-") as home:
@@ -86,14 +91,16 @@ def calibrate(
                     Path(home), ShopSpec(users=users, items=items, days=days, seed=seed)
                 )
             progress.update(task, description=f"seed {seed}: scoring days")
-            part = clean_drift_scores(
-                shop.user_activity,
-                shop.days,
-                tests=tests,
-                seed=seed,
-                progress=lambda: progress.advance(task),
-            )
-            scores.append(part.assign(seed=seed))
+            for model in MODEL_COLUMNS:
+                part = clean_drift_scores(
+                    daily_inputs(model, shop.user_activity, shop.events, shop.items, shop.days),
+                    shop.days,
+                    tests=tests,
+                    seed=seed,
+                    columns=MODEL_COLUMNS[model],
+                    progress=lambda: progress.advance(task),
+                )
+                scores.append(part.assign(seed=seed, model=model))
     calibration = choose_thresholds(
         pd.concat(scores, ignore_index=True), tests=tests, headroom=headroom, seeds=seeds, days=days
     )

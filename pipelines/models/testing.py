@@ -8,6 +8,7 @@ Airflow or Feast, so model tests and benchmarks get realistic frames in seconds.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, timedelta
 from pathlib import Path
@@ -58,7 +59,6 @@ def landing_frames(
 
 def synthetic_shop(home: Path, spec: ShopSpec) -> ShopData:
     from pipelines.config import Settings
-    from pipelines.features.compute import HISTORY_DAYS, item_popularity, user_activity
 
     settings = Settings(home=home)
     settings.ensure_dirs()
@@ -66,6 +66,25 @@ def synthetic_shop(home: Path, spec: ShopSpec) -> ShopData:
     days = [spec.start + timedelta(days=i) for i in range(spec.days)]
 
     events, users, items = landing_frames(settings, days)
+    activity, popularity = daily_features(events, users, items, days)
+    return ShopData(
+        spec=spec,
+        truth_dir=settings.truth_dir,
+        days=days,
+        events=events,
+        users=users,
+        items=items,
+        user_activity=activity,
+        item_popularity=popularity,
+    )
+
+
+def daily_features(
+    events: pd.DataFrame, users: pd.DataFrame, items: pd.DataFrame, days: Sequence[date]
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """``user_activity`` and ``item_popularity`` of every one of ``days`` (consecutive), computed
+    as the features DAG does day after day (recency carried over)."""
+    from pipelines.features.compute import HISTORY_DAYS, item_popularity, user_activity
 
     activity, popularity, previous = [], [], None
     stamps = events["event_ts"]
@@ -76,16 +95,7 @@ def synthetic_shop(home: Path, spec: ShopSpec) -> ShopData:
         previous = user_activity(window, users, items, day, previous=previous)
         activity.append(previous)
         popularity.append(item_popularity(window, items, day))
-    return ShopData(
-        spec=spec,
-        truth_dir=settings.truth_dir,
-        days=days,
-        events=events,
-        users=users,
-        items=items,
-        user_activity=pd.concat(activity, ignore_index=True),
-        item_popularity=pd.concat(popularity, ignore_index=True),
-    )
+    return pd.concat(activity, ignore_index=True), pd.concat(popularity, ignore_index=True)
 
 
 def curated_shop(settings: Settings, spec: ShopSpec) -> list[date]:

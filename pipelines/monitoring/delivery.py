@@ -221,25 +221,45 @@ def _with_retries(
     *,
     where: str,
 ) -> ChannelResult:
-    error = "not attempted"
-    for number in range(1, attempts + 1):
-        try:
-            attempt()
-            if number > 1:
-                logger.info("alert %s to %s delivered on attempt %d", channel, where, number)
-            return ChannelResult(channel, ok=True, attempts=number)
-        except (DeliveryFailed, OSError) as failure:  # smtplib errors are OSErrors
-            error = f"{type(failure).__name__}: {failure}"
-            retry = getattr(failure, "retry", True)
-            logger.warning(
-                "alert %s to %s failed (attempt %d/%d): %s", channel, where, number, attempts, error
-            )
-            if not retry:
-                return ChannelResult(channel, ok=False, attempts=number, error=error)
-            if number < attempts:
-                sleep(backoff_seconds * 2 ** (number - 1))
-    logger.error("alert %s to %s gave up after %d attempts: %s", channel, where, attempts, error)
-    return ChannelResult(channel, ok=False, attempts=attempts, error=error)
+    """``attempt`` up to ``attempts`` times with exponential back-off (tenacity), stopping early
+    on a failure that another attempt cannot help (``DeliveryFailed(retry=False)``)."""
+    import tenacity
+
+    def may_help(failure: BaseException) -> bool:
+        return getattr(failure, "retry", True)
+
+    def log_failure(state: tenacity.RetryCallState) -> None:
+        failure = state.outcome.exception() if state.outcome else None
+        logger.warning(
+            "alert %s to %s failed (attempt %d/%d): %s",
+            channel, where, state.attempt_number, attempts, _describe(failure),
+        )  # fmt: skip
+
+    retrying = tenacity.Retrying(
+        stop=tenacity.stop_after_attempt(max(attempts, 1)),
+        wait=tenacity.wait_exponential(multiplier=backoff_seconds, min=0, max=3600),
+        # smtplib's errors are OSErrors; anything else is a bug, not a flaky channel
+        retry=tenacity.retry_if_exception_type((DeliveryFailed, OSError))
+        & tenacity.retry_if_exception(may_help),
+        after=log_failure,
+        sleep=sleep,
+        reraise=True,
+    )
+    try:
+        retrying(attempt)
+    except (DeliveryFailed, OSError) as failure:
+        number = retrying.statistics.get("attempt_number", attempts)
+        error = _describe(failure)
+        logger.error("alert %s to %s gave up after %d attempts: %s", channel, where, number, error)
+        return ChannelResult(channel, ok=False, attempts=number, error=error)
+    number = retrying.statistics.get("attempt_number", 1)
+    if number > 1:
+        logger.info("alert %s to %s delivered on attempt %d", channel, where, number)
+    return ChannelResult(channel, ok=True, attempts=number)
+
+
+def _describe(failure: BaseException | None) -> str:
+    return "not attempted" if failure is None else f"{type(failure).__name__}: {failure}"
 
 
 # ---- webhook ------------------------------------------------------------------------------------

@@ -44,6 +44,9 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
+from pipelines.monitoring.interactions import HISTORY_DAYS as PROFILE_HISTORY_DAYS
+from pipelines.monitoring.interactions import HISTORY_PROFILE_COLUMNS as PROFILE_HISTORY_COLUMNS
+
 if TYPE_CHECKING:
     from evidently.core.report import Snapshot
 
@@ -196,6 +199,9 @@ def window_days(column: str) -> int:
         return 30
     if column.startswith(_RECENCY_PREFIX) or column in _LIFETIME_COLUMNS:
         return RECENCY_HORIZON_DAYS
+    if column in PROFILE_HISTORY_COLUMNS:
+        # the interaction profile looks HISTORY_DAYS back from the day before
+        return PROFILE_HISTORY_DAYS + 1
     return 0
 
 

@@ -223,21 +223,8 @@ def _drift(
     if current is None:
         return None, None, None
     if model == "recommender":
-        # its inputs are the interactions themselves: what it recommends is what to watch
-        from pipelines.monitoring.drift import prediction_drift
-
-        config = load_monitoring_config(settings.gates_file)
-        threshold = config.drift_share_threshold
-        prediction, snapshot = prediction_drift(
-            reference[prediction_column],
-            current[prediction_column],
-            name=prediction_column,
-            tests=config.drift_tests,
-        )
-        prediction.drift_share_threshold = threshold
-        prediction.dataset_drifted = prediction.drift_share >= threshold
-        html, _ = save_report(snapshot, prediction, directory, "prediction_drift")
-        return prediction, None, html
+        return _recommender_drift(settings, reference, current, prediction_column, day,
+                                  trained_until, directory)  # fmt: skip
     first = _first_feature_day(settings)
     columns = [c for c in reference.columns if c in current.columns and c != prediction_column]
     columns = [c for c in columns if c not in ("user_id", "event_timestamp", "rank", "item_id")]
@@ -291,6 +278,74 @@ def _drift(
         (directory / "prediction_drift.json").write_text(
             json.dumps({**prediction.to_dict(), "report_html": str(html)}, indent=2, default=str)
         )
+    return drift, prediction, html
+
+
+def _recommender_drift(
+    settings: Settings,
+    reference_sample: pd.DataFrame,
+    recommended: pd.DataFrame,
+    prediction_column: str,
+    day: date,
+    trained_until: date,
+    directory: Path,
+) -> tuple[DriftResult | None, DriftResult | None, Path | None]:
+    """The day's interactions profiled against their history (what the recommender relies on:
+    customers keeping to their categories, items it knows), compared with the reference week's;
+    and the categories it recommends against those at training."""
+    import pandas as pd
+
+    from pipelines.features.offline import read_curated_window
+    from pipelines.gates import load_monitoring_config
+    from pipelines.models.pipeline import reference_days
+    from pipelines.monitoring.drift import (
+        comparable_columns,
+        data_drift,
+        prediction_drift,
+        save_report,
+    )
+    from pipelines.monitoring.interactions import (
+        PROFILE_COLUMNS,
+        history_span,
+        interaction_profiles,
+    )
+
+    config = load_monitoring_config(settings.gates_file)
+    threshold = config.drift_share_threshold
+    prediction, snapshot = prediction_drift(
+        reference_sample[prediction_column],
+        recommended[prediction_column],
+        name=prediction_column,
+        tests=config.drift_tests,
+    )
+    prediction.drift_share_threshold = threshold
+    prediction.dataset_drifted = prediction.drift_share >= threshold
+    save_report(snapshot, prediction, directory, "prediction_drift")
+
+    first = _first_feature_day(settings)
+    reference_week = reference_days(first, trained_until)
+    start, _ = history_span([*reference_week, day])
+    events, _, items = read_curated_window(settings.curated_dir, day, days=(day - start).days + 1)
+    profiles = interaction_profiles(events, items, [*reference_week, day])
+    stamps = pd.to_datetime(profiles["event_timestamp"], utc=True).dt.date - timedelta(days=1)
+    kept, skipped = comparable_columns(
+        PROFILE_COLUMNS, (reference_week[0] - first).days + 1, (day - first).days + 1
+    )
+    current = profiles[stamps == day]
+    if not kept or current.empty:
+        return None, prediction, None
+    drift, snapshot = data_drift(
+        profiles[stamps.isin(set(reference_week))],
+        current,
+        kept,
+        seed=settings.train_seed,
+        drift_share_threshold=threshold,
+        report_columns=REPORT_COLUMNS,
+        always_report=list(config.key_features.get("recommender", ())),
+        tests=config.drift_tests,
+    )
+    drift.skipped.update(skipped)
+    html, _ = save_report(snapshot, drift, directory, "drift")
     return drift, prediction, html
 
 

@@ -25,16 +25,27 @@ from pipelines.days import end_of_day
 from pipelines.features.schema import TIMESTAMP
 from pipelines.gates import MonitoringConfig, drift_action, drift_severity
 from pipelines.monitoring.drift import comparable_columns, data_drift
+from pipelines.monitoring.interactions import PROFILE_COLUMNS, interaction_profiles
 
 # the columns each model's monitoring compares (None: every user_activity feature)
-MODEL_COLUMNS: dict[str, tuple[str, ...] | None] = {"propensity": None}
+MODEL_COLUMNS: dict[str, tuple[str, ...] | None] = {
+    "propensity": None,
+    "recommender": PROFILE_COLUMNS,
+}
 # which features each planted change moves (pipelines/data/generator.py): the one a detection
 # should name
 PLANTED_FEATURES: dict[str, tuple[str, ...]] = {
     "covariate": ("device_share_", "avg_view_price_", "avg_order_value_", "spend_"),
     "promo": ("views_", "carts_", "purchases_", "sessions_", "spend_", "avg_view_price_"),
-    "concept": ("top_category_", "carts_", "purchases_", "view_to_cart_rate_", "distinct_cat"),
-    "new-items": ("top_category_", "distinct_categories_", "avg_view_price_"),
+    "concept": (
+        "user_affinity",
+        "top_category_",
+        "carts_",
+        "purchases_",
+        "view_to_cart_rate_",
+        "distinct_cat",
+    ),
+    "new-items": ("item_age", "top_category_", "distinct_categories_", "avg_view_price_"),
 }
 
 
@@ -70,6 +81,20 @@ class AlarmFigures:
         }
 
 
+def daily_inputs(
+    model: str,
+    user_activity: pd.DataFrame,
+    events: pd.DataFrame,
+    items: pd.DataFrame,
+    days: Sequence[date],
+) -> pd.DataFrame:
+    """What ``model``'s monitoring compares, one frame stamped by day: the customers' features
+    (propensity), or each day's interactions profiled against their history (recommender)."""
+    if model == "recommender":
+        return interaction_profiles(events, items, days)
+    return user_activity
+
+
 def _days_of(user_activity: pd.DataFrame) -> pd.Series:
     # features of day D are stamped with D's end (D+1 00:00 UTC)
     return pd.to_datetime(user_activity[TIMESTAMP], utc=True).dt.date - timedelta(days=1)
@@ -85,23 +110,33 @@ def judge_days(
     model: str = "propensity",
     columns: Sequence[str] | None = None,
     seed: int = 0,
+    retrain_weekly: bool = False,
     progress: Callable[[], None] | None = None,
 ) -> list[DayJudgement]:
     """Monitoring's drift decision for each of ``days`` against ``reference_days``.
 
-    ``first_day`` is the shop's first feature day (how full each window is). A retrain set off
-    on one day holds the next ones for the cool-down, as the monitor DAG would.
+    ``user_activity`` is the model's daily inputs (:func:`daily_inputs`), ``first_day`` the
+    shop's first feature day (how full each window is). A retrain set off on one day holds the
+    next ones for the cool-down, as the monitor DAG would. With ``retrain_weekly`` the champion
+    is also refreshed as in production: by the weekly train (Mondays, up to the Sunday) and by
+    each retrain drift sets off (up to that day), and the reference moves with it.
     """
+    from pipelines.models.pipeline import reference_days as reference_week
+
     stamps = _days_of(user_activity)
-    reference = user_activity[stamps.isin(set(reference_days))]
     features = [c for c in (columns or user_activity.columns) if c not in ("user_id", TIMESTAMP)]
     key_features = config.key_features.get(model, ())
     last_retrain: datetime | None = None
+    reference_span = list(reference_days)
+    reference = user_activity[stamps.isin(set(reference_span))]
     judged = []
     for day in days:
+        if retrain_weekly and day.weekday() == 0 and reference_span[-1] < day - timedelta(days=1):
+            reference_span = reference_week(first_day, day - timedelta(days=1))
+            reference = user_activity[stamps.isin(set(reference_span))]
         kept, _ = comparable_columns(
             features,
-            (min(reference_days) - first_day).days + 1,
+            (min(reference_span) - first_day).days + 1,
             (day - first_day).days + 1,
         )
         current = user_activity[stamps == day]
@@ -121,6 +156,9 @@ def judge_days(
         )
         if decision.action == "alert_and_retrain":
             last_retrain = now
+            if retrain_weekly:
+                reference_span = reference_week(first_day, day)
+                reference = user_activity[stamps.isin(set(reference_span))]
         judged.append(
             DayJudgement(
                 day=day,
