@@ -102,6 +102,7 @@ def gift_wholesale_year(config, home: Path, scale: float = 1.0) -> dict:
     # closed days (Saturdays, Dec 24 .. Jan 3) are not judged, as the monitor DAG does
     watched = [d for d in days if d >= watch_from and export.is_open(d)]
     months: dict = {}
+    alerts: list[dict] = []
     for model in MODELS:
         judged = judge_days(
             daily_inputs(model, activity, events, items, days),
@@ -121,6 +122,15 @@ def gift_wholesale_year(config, home: Path, scale: float = 1.0) -> dict:
             if judgement.severity in ("critical", "warning"):
                 month[judgement.severity] += 1
                 month["named"].update(judgement.drifted[:3])
+                alerts.append(
+                    {
+                        "day": judgement.day.isoformat(),
+                        "weekday": judgement.day.strftime("%a"),
+                        "model": model,
+                        "severity": judgement.severity,
+                        "named": list(judgement.drifted[:4]),
+                    }
+                )
     for per_model in months.values():
         for row in per_model.values():
             row["named"] = [c for c, _ in row["named"].most_common(4)]
@@ -132,6 +142,7 @@ def gift_wholesale_year(config, home: Path, scale: float = 1.0) -> dict:
         "last_day": days[-1].isoformat(),
         "watched_days": len(watched),
         "months": months,
+        "alerts": sorted(alerts, key=lambda a: (a["day"], a["model"])),
     }
 
 
@@ -264,6 +275,9 @@ def print_year(year: dict) -> None:
             cells.append(f"{row['critical']}/{row['warning']} of {row['judged_days']} days")
             named += [f"{model[:4]}:{c}" for c in row["named"][:3]]
         print(f"{month:<8} " + " ".join(f"{c:<24}" for c in cells) + " " + ", ".join(named))
+    for alert in year["alerts"]:
+        print(f"  {alert['day']} {alert['weekday']} {alert['model']:<12} {alert['severity']:<8} "
+              f"{', '.join(alert['named'])}")  # fmt: skip
 
 
 if __name__ == "__main__":

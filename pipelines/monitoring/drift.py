@@ -55,6 +55,10 @@ DEFAULT_MAX_ROWS = 10_000
 # Never sample below this: a distance on fewer rows is mostly sampling noise.
 MIN_SAMPLE_ROWS = 2_000
 DEFAULT_DRIFT_SHARE = 0.5
+# Draws of the sampling-noise floor: the largest of 40 is about the 97.5th percentile of what a
+# day of the same size drawn from the reference scores, so a column flagged by the effect size
+# alone on a small day (a few hundred rows) is not paged for noise.
+NOISE_DRAWS = 40
 
 # Columns that identify a row or stamp it: never features to compare.
 KEY_COLUMNS = frozenset({"user_id", "item_id", "session_id", "event_id", "event_timestamp"})
@@ -141,7 +145,16 @@ class ColumnDrift:
     method: str  # Evidently's stattest id, as in the settings, e.g. "wasserstein"
     score: float
     threshold: float
-    drifted: bool  # Evidently's test status: FAIL = drifted
+    # Evidently's test status (FAIL = drifted), unless the score is within sampling noise
+    drifted: bool
+    # the score reached by samples of the current's size drawn from the reference itself: the
+    # noise of a day this small; computed only for columns over the threshold (None otherwise)
+    noise_floor: float | None = None
+
+    @property
+    def within_noise(self) -> bool:
+        """Over the effect-size threshold, but no more than the reference's own samples reach."""
+        return self.noise_floor is not None and self.score <= self.noise_floor
 
     @property
     def severity(self) -> float:
@@ -180,10 +193,17 @@ class DriftResult:
             for c in self.drifted_columns[:3]
         )
         verdict = "dataset drift" if self.dataset_drifted else "no dataset drift"
+        noise = [c.column for c in self.columns if c.within_noise]
         return (
             f"{verdict}: {len(self.drifted_columns)}/{len(self.columns)} columns drifted "
             f"(share {self.drift_share:.2f}, threshold {self.drift_share_threshold:.2f})"
             + (f"; worst: {worst}" if worst else "")
+            + (
+                f"; over the threshold but within the sampling noise of "
+                f"{self.current_rows} rows: {', '.join(noise[:3])}"
+                if noise
+                else ""
+            )
         )
 
 
@@ -251,6 +271,7 @@ def data_drift(
     report_columns: int | None = None,
     always_report: Sequence[str] = (),
     tests: DriftTests | None = None,
+    groups: Sequence[str] = (),
 ) -> tuple[DriftResult, Snapshot]:
     """Compare ``current`` with ``reference`` column by column; the verdicts and the Evidently run.
 
@@ -263,6 +284,10 @@ def data_drift(
     and the closest calls, at least N: what a person opens, at a fraction of the rendering time.
     ``tests`` is the statistic and effect-size threshold per column type (default
     :class:`DriftTests`: normed Wasserstein for numbers, Jensen-Shannon for categories).
+    A column over its threshold must also be beyond the sampling noise of a day of the current's
+    size; ``groups`` (e.g. ``("user_id", "event_timestamp")``: one customer's day) are the units
+    drawn whole for that noise, when rows of a unit are alike (one order's lines): the day is
+    then as small as its number of units, not rows.
     """
     tests = DriftTests() if tests is None else tests
     if not 0 < drift_share_threshold <= 1:
@@ -297,8 +322,9 @@ def data_drift(
             present.append(column)
 
     # sample first: the conversions below then cost max_rows rows, not the whole frame
-    ref_frame = _sample(reference[present], max_rows, seed)
-    cur_frame = _sample(current[present], max_rows, seed + 1)
+    ref_frame = _sample(_with_units(reference, present, groups), max_rows, seed)
+    cur_frame = _sample(_with_units(current, present, groups), max_rows, seed + 1)
+    ref_units, cur_units = ref_frame.pop(_UNIT).to_numpy(), cur_frame.pop(_UNIT).to_numpy()
     numerical, categorical = [], []
     ref_parts, cur_parts = {}, {}
     for column in present:
@@ -340,6 +366,9 @@ def data_drift(
             preset,
             tests,
         )
+    column_results = _beyond_sampling_noise(
+        column_results, ref_frame, cur_frame, numerical, tests, seed, ref_units, cur_units
+    )
     drifted = sum(c.drifted for c in column_results)
     share = drifted / len(column_results) if column_results else 0.0
     result = DriftResult(
@@ -482,6 +511,22 @@ def _category_label(value: Any) -> str:
     return str(value)
 
 
+_UNIT = "__sampling_unit__"
+
+
+def _with_units(frame: pd.DataFrame, columns: Sequence[str], groups: Sequence[str]) -> pd.DataFrame:
+    """``columns`` of ``frame`` and the sampling unit of each row (its ``groups`` key, or the
+    row itself)."""
+    missing = [g for g in groups if g not in frame.columns]
+    if missing:
+        raise DriftError(f"group column(s) {missing} are not in the frame: {list(frame.columns)}")
+    if groups:
+        units = pd.MultiIndex.from_frame(frame[list(groups)].astype(str)).factorize()[0]
+    else:
+        units = np.arange(len(frame))
+    return frame[list(columns)].assign(**{_UNIT: units})
+
+
 def _sample(frame: pd.DataFrame, max_rows: int | None, seed: int) -> pd.DataFrame:
     if max_rows is None or len(frame) <= max_rows:
         return frame
@@ -551,6 +596,61 @@ def _screen(
             )
         )
     return results
+
+
+def _beyond_sampling_noise(
+    columns: list[ColumnDrift],
+    reference: pd.DataFrame,
+    current: pd.DataFrame,
+    numerical: list[str],
+    tests: DriftTests,
+    seed: int,
+    reference_units: np.ndarray,
+    current_units: np.ndarray,
+) -> list[ColumnDrift]:
+    """Columns over their threshold keep ``drifted`` only when the score is beyond the noise of
+    a day of the current's size: the largest of :data:`NOISE_DRAWS` scores of days drawn from
+    the reference (as many units as the current has, with replacement, each unit's rows whole),
+    by the same Evidently statistic."""
+    from dataclasses import replace
+
+    from pipelines.monitoring.evidently_compat import column_drift
+
+    if not any(c.drifted for c in columns):
+        return columns
+    rng = np.random.default_rng(seed)
+    order = np.argsort(reference_units, kind="stable")
+    starts = np.searchsorted(reference_units[order], np.unique(reference_units))
+    lengths = np.diff(np.append(starts, len(order)))
+    size = len(np.unique(current_units))
+    draws = [rng.integers(0, len(starts), size) for _ in range(NOISE_DRAWS)]
+    rows = [np.concatenate([order[starts[u] : starts[u] + lengths[u]] for u in d]) for d in draws]
+    judged = []
+    for verdict in columns:
+        if not verdict.drifted or verdict.column not in reference.columns:
+            judged.append(verdict)
+            continue
+        column = verdict.column
+        sample = reference[[column]]
+        method, threshold = tests.for_column(column in numerical)
+        scores = [
+            column_drift(
+                sample,
+                sample.iloc[chosen],
+                column,
+                numerical=column in numerical,
+                method=method,
+                threshold=threshold,
+            ).score
+            for chosen in rows
+            if sample[column].iloc[chosen].notna().any()
+        ]
+        if not scores:
+            judged.append(verdict)
+            continue
+        floor = float(max(scores))
+        judged.append(replace(verdict, noise_floor=floor, drifted=verdict.score > floor))
+    return sorted(judged, key=lambda c: (not c.drifted, -c.severity, c.column))
 
 
 def _column_results(snapshot: Snapshot) -> list[ColumnDrift]:

@@ -31,6 +31,9 @@ HISTORY_DAYS = 28  # the customer's affinity and the items' first sighting look 
 NEW_ITEM_DAYS = 7
 PROFILE_COLUMNS: tuple[str, ...] = ("category", "user_affinity", "item_age")
 HISTORY_PROFILE_COLUMNS = frozenset({"user_affinity", "item_age"})  # these read the look-back
+# one customer's day: its interactions are alike (one order's lines, one session's views), so a
+# day's sampling noise is that of its number of customers, not of its rows
+PROFILE_UNIT: tuple[str, ...] = ("user_id", "event_timestamp")
 AFFINITY_LEVELS: tuple[str, ...] = ("top 1", "top 2-3", "other", "first visit")
 ITEM_AGE_LEVELS: tuple[str, ...] = ("new", "established")
 UNKNOWN_CATEGORY = "unknown"

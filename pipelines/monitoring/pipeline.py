@@ -306,6 +306,7 @@ def _recommender_drift(
     )
     from pipelines.monitoring.interactions import (
         PROFILE_COLUMNS,
+        PROFILE_UNIT,
         history_span,
         interaction_profiles,
     )
@@ -343,6 +344,7 @@ def _recommender_drift(
         report_columns=REPORT_COLUMNS,
         always_report=list(config.key_features.get("recommender", ())),
         tests=config.drift_tests,
+        groups=PROFILE_UNIT,
     )
     drift.skipped.update(skipped)
     html, _ = save_report(snapshot, drift, directory, "drift")

@@ -25,13 +25,16 @@ from pipelines.days import end_of_day
 from pipelines.features.schema import TIMESTAMP
 from pipelines.gates import MonitoringConfig, drift_action, drift_severity
 from pipelines.monitoring.drift import comparable_columns, data_drift
-from pipelines.monitoring.interactions import PROFILE_COLUMNS, interaction_profiles
+from pipelines.monitoring.interactions import PROFILE_COLUMNS, PROFILE_UNIT, interaction_profiles
 
 # the columns each model's monitoring compares (None: every user_activity feature)
 MODEL_COLUMNS: dict[str, tuple[str, ...] | None] = {
     "propensity": None,
     "recommender": PROFILE_COLUMNS,
 }
+# the units a day's rows come in (drift.data_drift's groups): a customer's features are one row,
+# a customer's interactions of a day many alike ones
+MODEL_UNITS: dict[str, tuple[str, ...]] = {"propensity": (), "recommender": PROFILE_UNIT}
 # which features each planted change moves (pipelines/data/generator.py): the one a detection
 # should name
 PLANTED_FEATURES: dict[str, tuple[str, ...]] = {
@@ -148,6 +151,7 @@ def judge_days(
             drift_share_threshold=config.drift_share_threshold,
             report_columns=1,
             tests=config.drift_tests,
+            groups=MODEL_UNITS.get(model, ()),
         )
         drifted = tuple(c.column for c in result.drifted_columns)
         now = end_of_day(day)

@@ -322,3 +322,41 @@ def test_the_statistic_and_threshold_come_from_the_settings() -> None:
     assert psi.columns[0].method == "psi"
     with pytest.raises(DriftError, match="not an effect size"):
         DriftTests(categorical_method="chisquare")
+
+
+def clumped(rng: np.random.Generator, customers: int, categories: list[str], prefix: str):
+    """Each customer's five interactions of a day in one category (one order's lines)."""
+    chosen = rng.choice(categories, customers)
+    return pd.DataFrame(
+        {
+            "user_id": np.repeat([f"{prefix}{i}" for i in range(customers)], 5),
+            "category": np.repeat(chosen, 5),
+        }
+    )
+
+
+def test_a_small_day_over_the_threshold_by_noise_alone_is_not_drifted() -> None:
+    """The effect size of a day of 25 customers drawn from the reference's own mix exceeds the
+    threshold by chance; drawn as whole customers, the reference's days of that size reach it
+    too, so it is noise. A day where those customers moved to another category is not."""
+    rng = np.random.default_rng(5)
+    names = list("abcdefghij")
+    reference = clumped(rng, 400, names, "r")
+    tests = DriftTests(categorical_threshold=0.13)
+    small = clumped(rng, 25, names, "c")
+    by_rows, _ = data_drift(reference, small, ["category"], report_columns=1, tests=tests)
+    by_customers, _ = data_drift(
+        reference, small, ["category"], report_columns=1, tests=tests, groups=["user_id"]
+    )
+    (rows,), (customers,) = by_rows.columns, by_customers.columns
+    assert rows.score > 0.13 and customers.score == rows.score
+    assert rows.drifted, "drawn row by row, the reference never reaches a clumped day"
+    assert customers.noise_floor is not None and customers.noise_floor >= customers.score
+    assert customers.within_noise and not customers.drifted and by_customers.drifted_columns == []
+    assert "within the sampling noise" in by_customers.summary()
+
+    moved = clumped(rng, 25, ["a", "b"], "m")
+    result, _ = data_drift(
+        reference, moved, ["category"], report_columns=1, tests=tests, groups=["user_id"]
+    )
+    assert result.columns[0].drifted and not result.columns[0].within_noise
