@@ -23,7 +23,7 @@ KEY_METRICS = {
     "recommender": ("test_ndcg_at_10", "baseline_test_ndcg_at_10"),
     "segmentation": ("silhouette", "k"),
 }
-DAG_IDS = ("ingest", "features", "train", "monitor")
+DAG_IDS = ("ingest", "features", "train", "monitor", "watchdog")
 
 
 def model_status(settings: Settings, model: str) -> dict[str, Any]:
