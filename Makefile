@@ -33,8 +33,9 @@ quickstart: sync ## set up and tell the platform's story on the embedded default
 	rm -rf "$(PERSONALIZE_HOME)"
 	PERSONALIZE_TRAIN_TIME_BUDGET_SECONDS=5 $(PERSONALIZE) story --users 2000 --items 500 --seed 42
 
-test: sync ## lint and run the whole test suite
+test: sync ## lint, check declared dependencies, and run the whole test suite
 	$(VENV)/bin/ruff check .
+	$(VENV)/bin/deptry pipelines dags feature_repo
 	$(VENV)/bin/pytest
 
 lint: sync ## ruff check and format check

@@ -30,7 +30,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Literal
 
-from pipelines.features.store import import_feast
+from pipelines.features.feast_compat import import_feast
 
 import_feast()  # before Feast's first import: see import_feast
 

@@ -16,6 +16,8 @@ from contextlib import closing, contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from pipelines.features.feast_compat import import_feast
+
 if TYPE_CHECKING:
     from feast import FeatureService, FeatureStore
     from feast.repo_contents import RepoContents
@@ -37,35 +39,6 @@ _lock = threading.RLock()
 
 class FeatureStoreError(Exception):
     """The Feast repo or store cannot be used as configured, with what to do about it."""
-
-
-def import_feast() -> None:
-    """Import Feast without typeguard's import-time instrumentation.
-
-    Feast 0.67 decorates its core classes with ``typeguard.typechecked``, which recompiles every
-    method from source when ``feast`` is imported: ~4 s of the ~7 s an ``import feast`` takes
-    here, and runtime type checks on every call afterwards. Python's ``-O`` turns the decorator
-    into a no-op; this does the same for Feast's own import only, and leaves typeguard as it was
-    for everyone else. Call it before the first ``import feast`` of the process.
-    """
-    if "feast" in sys.modules:
-        return
-    try:
-        import typeguard
-    except ImportError:  # a Feast without typeguard: nothing to skip
-        import feast
-
-        return
-
-    def no_typecheck(target: Any = None, **_: Any) -> Any:
-        return target if target is not None else (lambda decorated: decorated)
-
-    original = typeguard.typechecked
-    typeguard.typechecked = no_typecheck
-    try:
-        import feast  # noqa: F401
-    finally:
-        typeguard.typechecked = original
 
 
 # ---- feature_store.yaml ---------------------------------------------------------------------
