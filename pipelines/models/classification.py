@@ -77,15 +77,19 @@ def pr_auc(y: ArrayLike, p: ArrayLike) -> float:
 
 def brier(y: ArrayLike, p: ArrayLike) -> float:
     """Mean squared difference between the probability and the 0/1 outcome (0 is perfect)."""
+    from sklearn.metrics import brier_score_loss
+
     y_arr, p_arr = _checked(y, p)
-    return float(np.mean((p_arr - y_arr) ** 2))
+    return float(brier_score_loss(y_arr, p_arr, labels=[0, 1]))
 
 
 def log_loss(y: ArrayLike, p: ArrayLike) -> float:
     """Mean negative log-likelihood, probabilities clipped to [1e-15, 1 - 1e-15]."""
+    from sklearn.metrics import log_loss as sklearn_log_loss
+
     y_arr, p_arr = _checked(y, p)
     q = np.clip(p_arr, EPSILON, 1 - EPSILON)
-    return float(-np.mean(y_arr * np.log(q) + (1 - y_arr) * np.log1p(-q)))
+    return float(sklearn_log_loss(y_arr, q, labels=[0, 1]))
 
 
 def calibration_bins(y: ArrayLike, p: ArrayLike, bins: int = 10) -> dict[str, np.ndarray]:
@@ -200,8 +204,9 @@ def _figure(ncols: int = 1, nrows: int = 1, **kwargs) -> tuple[Figure, np.ndarra
 def plot_roc(
     y: ArrayLike, scores: ArrayLike | Mapping[str, ArrayLike], *, title: str = "ROC"
 ) -> Figure:
-    """ROC curves of one or several score arrays (name -> scores) on the same rows, with AUCs."""
-    from sklearn.metrics import roc_curve
+    """ROC curves of one or several score arrays (name -> scores) on the same rows, with AUCs
+    (scikit-learn's ``RocCurveDisplay``)."""
+    from sklearn.metrics import RocCurveDisplay
 
     figure, axes = _figure()
     ax = axes[0, 0]
@@ -209,8 +214,7 @@ def plot_roc(
         y_arr, p_arr = _checked(y, p)
         if not _both_classes(y_arr):
             raise ValueError("plot_roc needs both classes in y")
-        fpr, tpr, _ = roc_curve(y_arr, p_arr)
-        ax.plot(fpr, tpr, label=f"{name} (AUC {roc_auc(y_arr, p_arr):.3f})")
+        RocCurveDisplay.from_predictions(y_arr, p_arr, ax=ax, name=name)
     ax.plot([0, 1], [0, 1], linestyle="--", color="grey", linewidth=1, label="chance")
     ax.set(xlabel="false positive rate", ylabel="true positive rate", title=title)
     ax.set(xlim=(0, 1), ylim=(0, 1.01))
@@ -221,8 +225,9 @@ def plot_roc(
 def plot_precision_recall(
     y: ArrayLike, scores: ArrayLike | Mapping[str, ArrayLike], *, title: str = "Precision-recall"
 ) -> Figure:
-    """Precision-recall curves with average precision; the dashed line is the base rate."""
-    from sklearn.metrics import precision_recall_curve
+    """Precision-recall curves with average precision (scikit-learn's
+    ``PrecisionRecallDisplay``); the dashed line is the base rate."""
+    from sklearn.metrics import PrecisionRecallDisplay
 
     figure, axes = _figure()
     ax = axes[0, 0]
@@ -231,8 +236,7 @@ def plot_precision_recall(
         y_arr, p_arr = _checked(y, p)
         if y_arr.sum() == 0:
             raise ValueError("plot_precision_recall needs at least one positive in y")
-        precision, recall, _ = precision_recall_curve(y_arr, p_arr)
-        ax.step(recall, precision, where="post", label=f"{name} (AP {pr_auc(y_arr, p_arr):.3f})")
+        PrecisionRecallDisplay.from_predictions(y_arr, p_arr, ax=ax, name=name)
         base_rate = y_arr.mean()
     ax.axhline(base_rate, linestyle="--", color="grey", linewidth=1, label="base rate")
     ax.set(xlabel="recall", ylabel="precision", title=title, xlim=(0, 1), ylim=(0, 1.01))
@@ -247,27 +251,32 @@ def plot_calibration(
     bins: int = 10,
     title: str = "Calibration",
 ) -> Figure:
-    """Reliability diagram: observed rate against mean score per bin, and how many rows per bin.
+    """Reliability diagram (scikit-learn's ``CalibrationDisplay``, equal-width bins): observed
+    rate against mean score per bin, and how many rows per bin.
 
     Points on the diagonal are calibrated; the lower panel shows where the scores live, since a
     bin with few rows says little.
     """
+    from sklearn.calibration import CalibrationDisplay
+
     figure, axes = _figure(nrows=2, sharex=True, height_ratios=[3, 1])
     top, bottom = axes[0, 0], axes[1, 0]
-    top.plot([0, 1], [0, 1], linestyle="--", color="grey", linewidth=1, label="perfect")
-    for name, p in _named_scores(scores).items():
-        table = calibration_bins(y, p, bins)
-        filled = table["count"] > 0
-        ece = expected_calibration_error(y, p, bins)
-        top.plot(
-            table["mean_score"][filled],
-            table["observed"][filled],
-            marker="o",
-            label=f"{name} (ECE {ece:.3f})",
+    for number, (name, p) in enumerate(_named_scores(scores).items()):
+        y_arr, p_arr = _checked(y, p)
+        ece = expected_calibration_error(y_arr, p_arr, bins)
+        CalibrationDisplay.from_predictions(
+            y_arr,
+            p_arr,
+            n_bins=bins,
+            strategy="uniform",
+            ax=top,
+            name=f"{name} (ECE {ece:.3f})",
+            ref_line=number == 0,
         )
+        table = calibration_bins(y_arr, p_arr, bins)
         centers = (table["edges"][:-1] + table["edges"][1:]) / 2
         bottom.step(centers, table["count"], where="mid", label=name)
-    top.set(ylabel="observed rate", title=title, xlim=(0, 1), ylim=(0, 1.01))
+    top.set(xlabel="", ylabel="observed rate", title=title, xlim=(0, 1), ylim=(0, 1.01))
     top.legend(loc="upper left")
     bottom.set(xlabel="mean predicted probability", ylabel="rows", yscale="symlog")
     return figure
