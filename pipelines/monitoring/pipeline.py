@@ -325,18 +325,22 @@ def _recommender_drift(
 
     first = _first_feature_day(settings)
     reference_week = reference_days(first, trained_until)
-    start, _ = history_span([*reference_week, day])
-    events, _, items = read_curated_window(settings.curated_dir, day, days=(day - start).days + 1)
+    # a champion may have been trained after the day monitored (a backfill of older days)
+    start, end = history_span([*reference_week, day])
+    events, _, items = read_curated_window(settings.curated_dir, end, days=(end - start).days + 1)
     profiles = interaction_profiles(events, items, [*reference_week, day])
     stamps = pd.to_datetime(profiles["event_timestamp"], utc=True).dt.date - timedelta(days=1)
     kept, skipped = comparable_columns(
         PROFILE_COLUMNS, (reference_week[0] - first).days + 1, (day - first).days + 1
     )
     current = profiles[stamps == day]
-    if not kept or current.empty:
+    reference = profiles[stamps.isin(set(reference_week))]
+    if not kept or current.empty or reference.empty:
+        # no interactions on record for the reference week (its partitions are gone, or this
+        # store never held them): nothing to compare the day with, which is not drift
         return None, prediction, None
     drift, snapshot = data_drift(
-        profiles[stamps.isin(set(reference_week))],
+        reference,
         current,
         kept,
         seed=settings.train_seed,

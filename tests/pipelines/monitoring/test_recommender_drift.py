@@ -62,3 +62,14 @@ def test_new_items_page_once_naming_item_age_and_clean_days_page_no_one(
     assert "item_age" in drifted, drifted
     report = settings.reports_dir / "recommender" / ONSET.isoformat()
     assert (report / "drift.html").exists() and (report / "prediction_drift.json").exists()
+
+
+def test_a_day_before_the_reference_week_is_compared_with_it(champion_home: Settings) -> None:
+    """Backfilling an older day under a newer champion reads the reference week ahead of it."""
+    day = TRAIN_END - timedelta(days=7)  # the day before the reference week, history full
+    outcome = monitor_model(champion_home, "recommender", day)
+    assert outcome["retrain"] is False, outcome
+    summary = json.loads(
+        (champion_home.reports_dir / "recommender" / day.isoformat() / "summary.json").read_text()
+    )
+    assert [c["column"] for c in summary["drift"]["columns"]] == list(PROFILE_COLUMNS)
