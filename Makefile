@@ -36,6 +36,7 @@ quickstart: sync ## set up and tell the platform's story on the embedded default
 test: sync ## lint, check declared dependencies, and run the whole test suite
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/deptry pipelines dags feature_repo
+	$(VENV)/bin/lint-imports
 	$(VENV)/bin/pytest
 
 lint: sync ## ruff check and format check

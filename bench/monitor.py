@@ -36,7 +36,7 @@ from pipelines.models.testing import synthetic_shop
 from pipelines.monitoring.drift import DEFAULT_MAX_ROWS, DriftResult, data_drift
 
 TARGET_S = 5.0
-PLATFORM_REPORT_COLUMNS = 12  # pipelines.monitoring.pipeline.REPORT_COLUMNS
+PLATFORM_REPORT_COLUMNS = 12  # pipelines.flows.monitor.REPORT_COLUMNS
 FEATURES = [c.name for c in (*USER_ACTIVITY, *USER_SEGMENT, *USER_REALTIME)]
 SEGMENTS = np.array(["dormant", "browsers", "regulars", "loyal", "big spenders"], dtype=object)
 DRIFT_DAY = date(2026, 1, 16)

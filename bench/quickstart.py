@@ -2,7 +2,7 @@
 
 .venv/bin/python bench/quickstart.py [--users 2000 --live-days 7]
 
-Runs :func:`pipelines.orchestration.story.tell` -- exactly what ``make quickstart`` runs after
+Runs :func:`pipelines.local.story.tell` -- exactly what ``make quickstart`` runs after
 the environment sync, with its 5 s propensity search budget -- in a scratch state dir, and
 records the wall time per phase, the DAG runs' wall time, the time inside task bodies and the
 rest (Airflow's own: run creation, the in-process execution API, XComs, asset events), per DAG.
@@ -40,7 +40,7 @@ def main() -> None:
         warnings.filterwarnings("ignore")
 
         from pipelines.config import get_settings
-        from pipelines.orchestration.story import Scenario, tell
+        from pipelines.local.story import Scenario, tell
 
         scenario = Scenario(
             users=args.users,

@@ -2,7 +2,7 @@
 
 .venv/bin/python bench/registry.py [--users 2000 --days 30]
 
-Builds the three training runs exactly as the train DAG does (``pipelines.models.pipeline``), then
+Builds the three training runs exactly as the train DAG does (``pipelines.flows.train``), then
 times :func:`pipelines.registry.log_and_register` for each — the whole run ("whole_run_s") and,
 within it, the model logged and registered with its alias ("log_model_and_register_s", the
 figure the target is about). The whole run holds the MLflow run with its params,
@@ -27,7 +27,7 @@ from _common import record
 
 from pipelines.config import Settings
 from pipelines.data.generator import ShopSpec
-from pipelines.models.pipeline import propensity_run, recommender_run, segmentation_run
+from pipelines.flows.train import propensity_run, recommender_run, segmentation_run
 from pipelines.models.testing import curated_shop
 from pipelines.registry import experiment_id, log_and_register
 

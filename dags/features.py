@@ -37,25 +37,25 @@ def features() -> None:
     # multiple_outputs=False: one XCom per task; a `-> dict` task would push every key too
     @task(multiple_outputs=False)
     def compute(**context: object) -> dict:
-        from pipelines.features.pipeline import compute_for_run
+        from pipelines.flows.features import compute_for_run
 
         return compute_for_run(context)
 
     @task
     def apply_repo() -> None:
-        from pipelines.features.pipeline import apply_for_run
+        from pipelines.flows.features import apply_for_run
 
         apply_for_run()
 
     @task(multiple_outputs=False)
     def materialize(**context: object) -> dict:
-        from pipelines.features.pipeline import materialize_for_run
+        from pipelines.flows.features import materialize_for_run
 
         return materialize_for_run(context)
 
     @task(multiple_outputs=False, outlets=[FEATURES])
     def announce_features(**context: object) -> dict:
-        from pipelines.features.pipeline import features_event_extra
+        from pipelines.flows.features import features_event_extra
 
         extra = features_event_extra(context)
         context["outlet_events"][FEATURES].extra = extra
@@ -63,7 +63,7 @@ def features() -> None:
 
     @task(trigger_rule="none_failed")  # a skipped branch is no failure; a failed task is
     def record_success(**context: object) -> dict:
-        from pipelines.monitoring.missing_runs import record_success_for_run
+        from pipelines.flows.watchdog import record_success_for_run
 
         return record_success_for_run(context)
 

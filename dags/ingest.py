@@ -28,8 +28,9 @@ SETTINGS = get_settings()
 
 def _validate(table: str, context: dict) -> dict:
     """Validate and load one table; a bad batch fails the task without retries."""
+    from pipelines.flows.ingest import ingest_for_run
     from pipelines.orchestration.notifier import AlertedFailure, MissingBatchFailure
-    from pipelines.validation.ingest import BatchMissing, BatchQuarantined, ingest_for_run
+    from pipelines.validation.ingest import BatchMissing, BatchQuarantined
 
     try:
         return ingest_for_run(table, context)
@@ -55,8 +56,9 @@ def ingest() -> None:
         mode="poke",
     )
     def wait_for_events(**context: object) -> bool:
+        from pipelines.flows.ingest import events_landed_for_run
         from pipelines.orchestration.notifier import MissingBatchFailure
-        from pipelines.validation.ingest import BatchMissing, events_landed_for_run
+        from pipelines.validation.ingest import BatchMissing
 
         try:
             return events_landed_for_run(context)
@@ -86,7 +88,7 @@ def ingest() -> None:
 
     @task(trigger_rule="none_failed")  # a skipped branch is no failure; a failed task is
     def record_success(**context: object) -> dict:
-        from pipelines.monitoring.missing_runs import record_success_for_run
+        from pipelines.flows.watchdog import record_success_for_run
 
         return record_success_for_run(context)
 

@@ -47,7 +47,7 @@ def monitor() -> None:
     # multiple_outputs=False: one XCom per task; a `-> dict` task would push every key too
     @task(multiple_outputs=False)
     def check_data(**context: object) -> dict:
-        from pipelines.monitoring.pipeline import MonitoringError, check_data_for_run
+        from pipelines.flows.monitor import MonitoringError, check_data_for_run
         from pipelines.orchestration.notifier import AlertedFailure
 
         try:
@@ -57,7 +57,7 @@ def monitor() -> None:
 
     @task(multiple_outputs=False)
     def watch(model: str, **context: object) -> dict:
-        from pipelines.monitoring.pipeline import monitor_model_for_run
+        from pipelines.flows.monitor import monitor_model_for_run
 
         return monitor_model_for_run(model, context)
 
@@ -65,7 +65,7 @@ def monitor() -> None:
     def plan_retrain(verdicts: list, **context: object) -> dict:
         from airflow.sdk.exceptions import AirflowSkipException
 
-        from pipelines.monitoring.pipeline import plan_retrain_for_run
+        from pipelines.flows.monitor import plan_retrain_for_run
 
         plan = plan_retrain_for_run(verdicts, context)
         if plan is None:
@@ -74,13 +74,13 @@ def monitor() -> None:
 
     @task(multiple_outputs=False, trigger_rule="all_done")
     def send_digest(**context: object) -> dict:
-        from pipelines.monitoring.digest import send_digest_for_run
+        from pipelines.flows.monitor import send_digest_for_run
 
         return send_digest_for_run(context)
 
     @task(trigger_rule="none_failed")  # a skipped branch is no failure; a failed task is
     def record_success(**context: object) -> dict:
-        from pipelines.monitoring.missing_runs import record_success_for_run
+        from pipelines.flows.watchdog import record_success_for_run
 
         return record_success_for_run(context)
 

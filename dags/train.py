@@ -48,31 +48,31 @@ def train() -> None:
     # multiple_outputs=False: one XCom per task; a `-> dict` task would push every key too
     @task(multiple_outputs=False)
     def fit(model: str, **context: object) -> dict:
-        from pipelines.models.pipeline import train_for_run
+        from pipelines.flows.train import train_for_run
 
         return train_for_run(model, context)
 
     @task(multiple_outputs=False)
     def gate(model: str, trained: dict, **context: object) -> dict:
-        from pipelines.models.pipeline import gate_for_run
+        from pipelines.flows.train import gate_for_run
 
         return gate_for_run(model, trained)
 
     @task(multiple_outputs=False)
     def promote(model: str, gated: dict, **context: object) -> dict:
-        from pipelines.models.pipeline import promote_for_run
+        from pipelines.flows.train import promote_for_run
 
         return promote_for_run(model, gated)
 
     @task(multiple_outputs=False, trigger_rule="none_failed")
     def publish_segments(**context: object) -> dict:
-        from pipelines.models.pipeline import publish_segments_for_run
+        from pipelines.flows.train import publish_segments_for_run
 
         return publish_segments_for_run(context)
 
     @task(multiple_outputs=False, outlets=[MODELS], trigger_rule="none_failed")
     def announce_models(**context: object) -> dict:
-        from pipelines.models.pipeline import models_event_extra
+        from pipelines.flows.train import models_event_extra
 
         extra = models_event_extra(context)
         context["outlet_events"][MODELS].extra = extra

@@ -32,7 +32,7 @@ SETTINGS = get_settings()
 def watchdog() -> None:
     @task(multiple_outputs=False)
     def check_missing_runs(**context: object) -> dict:
-        from pipelines.monitoring.missing_runs import check_missing_runs_for_run
+        from pipelines.flows.watchdog import check_missing_runs_for_run
 
         return check_missing_runs_for_run(context)
 

@@ -27,12 +27,51 @@ from dataclasses import asdict, dataclass, field, fields, replace
 from datetime import UTC, datetime, timedelta
 from importlib import resources
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal
 
 import numpy as np
 
-if TYPE_CHECKING:
-    from pipelines.monitoring.drift import DriftTests
+# ---- drift statistics: which effect size per column type, and its threshold -------------------
+
+NUMERICAL_METHODS = ("wasserstein", "psi", "jensenshannon", "hellinger")
+CATEGORICAL_METHODS = ("jensenshannon", "psi", "hellinger")
+
+
+@dataclass(frozen=True)
+class DriftTests:
+    """The per-column drift statistic and its threshold, by column type."""
+
+    numerical_method: str = "wasserstein"
+    numerical_threshold: float = 0.1
+    categorical_method: str = "jensenshannon"
+    categorical_threshold: float = 0.1
+
+    def __post_init__(self) -> None:
+        numerical = (
+            "numerical",
+            self.numerical_method,
+            NUMERICAL_METHODS,
+            self.numerical_threshold,
+        )
+        categorical = (
+            "categorical",
+            self.categorical_method,
+            CATEGORICAL_METHODS,
+            self.categorical_threshold,
+        )
+        for kind, method, allowed, threshold in (numerical, categorical):
+            if method not in allowed:
+                raise ValueError(
+                    f"{kind} drift method {method!r} is not an effect size; use one of {allowed}"
+                )
+            if not threshold > 0:
+                raise ValueError(f"{kind} drift threshold must be > 0, got {threshold!r}")
+
+    def for_column(self, numerical: bool) -> tuple[str, float]:
+        if numerical:
+            return self.numerical_method, self.numerical_threshold
+        return self.categorical_method, self.categorical_threshold
+
 
 PROFILES = ("local", "prod")
 DEFAULT_GATES_RESOURCE = "gates.toml"
@@ -161,14 +200,8 @@ class MonitoringConfig:
     floors: Mapping[str, PerformanceFloor] = field(default_factory=dict)
     bootstrap: BootstrapConfig = BootstrapConfig(confidence=0.95)
     source: str = "<inline>"
-    drift_tests: DriftTests = field(default_factory=lambda: _drift_tests_class()())
+    drift_tests: DriftTests = field(default_factory=lambda: DriftTests())
     drift_calibration: Mapping[str, Any] = field(default_factory=dict)
-
-
-def _drift_tests_class() -> type[DriftTests]:
-    from pipelines.monitoring.drift import DriftTests
-
-    return DriftTests
 
 
 def _read_toml(path: Path | str | None) -> tuple[dict[str, Any], str, str]:
@@ -399,8 +432,6 @@ def load_monitoring_config(path: Path | str | None = None) -> MonitoringConfig:
 def _drift_tests(spec: Any, w: _Where) -> tuple[DriftTests, dict[str, Any]]:
     """``[monitoring.drift_tests]``: the statistic and threshold per column type, and the record
     of how the thresholds were calibrated."""
-    from pipelines.monitoring.drift import DriftError, DriftTests
-
     where = "monitoring.drift_tests"
     spec = w.table(spec, where)
     w.unknown(spec, where, ("numerical", "categorical", "calibration"))
@@ -417,7 +448,7 @@ def _drift_tests(spec: Any, w: _Where) -> tuple[DriftTests, dict[str, Any]]:
             options[f"{kind}_threshold"] = threshold
     try:
         tests = DriftTests(**options)
-    except DriftError as problem:
+    except ValueError as problem:
         raise w.fail(where, str(problem)) from problem
     return tests, dict(w.table(spec.get("calibration", {}), f"{where}.calibration"))
 

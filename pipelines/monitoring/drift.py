@@ -44,6 +44,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
+from pipelines.gates import DriftTests
 from pipelines.monitoring.interactions import HISTORY_DAYS as PROFILE_HISTORY_DAYS
 from pipelines.monitoring.interactions import HISTORY_PROFILE_COLUMNS as PROFILE_HISTORY_COLUMNS
 
@@ -92,51 +93,6 @@ class DriftError(ValueError):
 # (chi-square on ~800 interactions' categories paged every clean day), a distance says how big the
 # difference is whatever the sample. Evidently's names; thresholds are calibrated on clean days
 # (`personalize monitor calibrate`) and recorded in gates.toml [monitoring.drift_tests].
-NUMERICAL_METHODS = ("wasserstein", "psi", "jensenshannon", "hellinger")
-CATEGORICAL_METHODS = ("jensenshannon", "psi", "hellinger")
-# what an alert calls them: a person at 3 a.m. reads the name of the statistic, not its id
-METHOD_LABELS = {
-    "wasserstein": "Wasserstein distance (normed)",
-    "jensenshannon": "Jensen-Shannon distance",
-    "psi": "PSI",
-    "hellinger": "Hellinger distance",
-}
-
-
-@dataclass(frozen=True)
-class DriftTests:
-    """The per-column drift statistic and its threshold, by column type."""
-
-    numerical_method: str = "wasserstein"
-    numerical_threshold: float = 0.1
-    categorical_method: str = "jensenshannon"
-    categorical_threshold: float = 0.1
-
-    def __post_init__(self) -> None:
-        numerical = (
-            "numerical",
-            self.numerical_method,
-            NUMERICAL_METHODS,
-            self.numerical_threshold,
-        )
-        categorical = (
-            "categorical",
-            self.categorical_method,
-            CATEGORICAL_METHODS,
-            self.categorical_threshold,
-        )
-        for kind, method, allowed, threshold in (numerical, categorical):
-            if method not in allowed:
-                raise DriftError(
-                    f"{kind} drift method {method!r} is not an effect size; use one of {allowed}"
-                )
-            if not threshold > 0:
-                raise DriftError(f"{kind} drift threshold must be > 0, got {threshold!r}")
-
-    def for_column(self, numerical: bool) -> tuple[str, float]:
-        if numerical:
-            return self.numerical_method, self.numerical_threshold
-        return self.categorical_method, self.categorical_threshold
 
 
 @dataclass(frozen=True)

@@ -24,8 +24,8 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from pipelines.alerts.records import Alert
 from pipelines.days import day_range, end_of_day, parse_day
-from pipelines.monitoring.alerts import Alert
 
 if TYPE_CHECKING:
     from pipelines.config import Settings
@@ -57,19 +57,6 @@ def record_success(settings: Settings, dag_id: str, day: date, run_id: str | Non
     temporary.write_text(json.dumps(record))
     os.replace(temporary, path)  # a reader never sees half a file
     return path
-
-
-def record_success_for_run(context: Mapping[str, Any]) -> dict[str, str]:
-    """The ``record_success`` task of a daily DAG: its day and DAG from the task context."""
-    from pipelines.config import get_settings
-    from pipelines.days import day_from_context
-
-    ti = context.get("ti") or context.get("task_instance")
-    dag_id = str(getattr(ti, "dag_id", "?"))
-    day = day_from_context(context)
-    run = context.get("run_id")
-    path = record_success(get_settings(), dag_id, day, str(run) if run else None)
-    return {"dag_id": dag_id, "day": day.isoformat(), "ledger": str(path)}
 
 
 def succeeded_days(settings: Settings, dag_ids: Iterable[str] = DAILY_DAGS) -> dict[str, set[date]]:
@@ -142,8 +129,8 @@ def missing_run_key(dag_id: str, day: date) -> str:
 
 def check_missing_runs(settings: Settings, now: datetime | None = None) -> dict[str, Any]:
     """Alert every missing run of the last week, resolve those that have succeeded since."""
-    from pipelines.monitoring.alerts import active_conditions, resolve
-    from pipelines.monitoring.delivery import deliver
+    from pipelines.alerts.delivery import deliver
+    from pipelines.alerts.records import active_conditions, resolve
 
     now = now or datetime.now(UTC)
     succeeded = succeeded_days(settings)
@@ -169,12 +156,3 @@ def check_missing_runs(settings: Settings, now: datetime | None = None) -> dict[
                 resolved.append(key)
     log.info("missing runs: %d (resolved %d)", len(missing), len(resolved))
     return {"now": now.isoformat(), "missing": alerted, "resolved": resolved}
-
-
-def check_missing_runs_for_run(context: Mapping[str, Any]) -> dict[str, Any]:
-    """The watchdog task: the clock is the run's own time, so a re-run decides the same."""
-    from pipelines.config import get_settings
-
-    moment = context.get("data_interval_end") or context.get("run_after")
-    now = moment if isinstance(moment, datetime) else None
-    return check_missing_runs(get_settings(), now)

@@ -6,7 +6,7 @@
 * **bulk** (the default): one process goes through the days in order and, for each day, calls
   what the DAGs' tasks call -- :func:`pipelines.validation.ingest.ingest_table` for users, items
   and events, :func:`pipelines.features.offline.compute_features_for_day` and
-  :func:`pipelines.monitoring.pipeline.check_data` -- without a DAG run per day. What it does
+  :func:`pipelines.flows.monitor.check_data` -- without a DAG run per day. What it does
   differently, and why the results are the same:
 
   - *ingest*: the sensor's check (:func:`batch_landed`) then the three tables, as the DAG orders
@@ -300,7 +300,7 @@ def ingest_day(
 
 def _history_in_bulk(settings: Settings, report: HistoryReport, tell: ProgressCallback) -> None:
     from pipelines.features.offline import CuratedReader, compute_features_for_day
-    from pipelines.monitoring.pipeline import check_data
+    from pipelines.flows.monitor import check_data
     from pipelines.validation.session import validation_session
 
     days = list(day_range(report.first_day, report.last_day))
@@ -334,8 +334,8 @@ def materialize_span(settings: Settings, first: date, last: date) -> dict[str, i
     """Apply the Feast repo and materialize ``[first, last]`` at once: the latest row per
     entity, what a materialization per day would have left in the online store."""
     from pipelines.features.online import materialize_interval
-    from pipelines.features.pipeline import materialize_window
     from pipelines.features.store import apply_repo
+    from pipelines.flows.features import materialize_window
 
     apply_repo(settings)
     start, _ = materialize_window(first)
@@ -346,7 +346,7 @@ def materialize_span(settings: Settings, first: date, last: date) -> dict[str, i
 def _judge_champions(settings: Settings, day: date) -> dict[str, Any]:
     """Each existing champion judged once, on the last day; nothing before the first train."""
     from pipelines import registry
-    from pipelines.monitoring.pipeline import monitor_model
+    from pipelines.flows.monitor import monitor_model
 
     verdicts = {}
     for model in registry.MODEL_NAMES:
@@ -373,7 +373,9 @@ def _history_through_airflow(
             outcome = _outcome_of_runs(settings, day, day_records)
             report.days.append(outcome)
             tell(HistoryProgress("days", number, len(days), day, outcome.status))
-    report.airflow = _merge_airflow(report.airflow, _airflow_share(records, clock))
+    from pipelines.orchestration.runner import airflow_share
+
+    report.airflow = _merge_airflow(report.airflow, airflow_share(records, clock))
     for dag_id, timing in report.airflow.get("per_dag", {}).items():
         report.stages_s[dag_id] = report.stages_s.get(dag_id, 0.0) + timing["wall_s"]
 
@@ -454,7 +456,9 @@ def _train(settings: Settings, report: HistoryReport, tell: ProgressCallback) ->
     tell(HistoryProgress("train", 0, 1, day))
     with _stage(report, "train"), _airflow_clock(settings) as clock:
         records = run_dag(settings, "train", day, follow=True)
-    share = _airflow_share(records, clock)
+    from pipelines.orchestration.runner import airflow_share
+
+    share = airflow_share(records, clock)
     report.airflow = _merge_airflow(report.airflow, share)
     train_run = records[0]
     aliases = {m: registry.aliases(settings, m) for m in registry.MODEL_NAMES}
@@ -499,14 +503,9 @@ def _airflow_clock(settings: Settings) -> Iterator[Any]:
         yield clock
 
 
-def _airflow_share(records: list[RunRecord], clock: Any) -> dict[str, Any]:
-    from pipelines.orchestration.story import _airflow_share as share
-
-    return share(records, clock)
-
-
 def _merge_airflow(total: dict[str, Any], more: dict[str, Any]) -> dict[str, Any]:
-    """Two ``_airflow_share`` results as one (the days' runs, then the train)."""
+    """Two :func:`~pipelines.orchestration.runner.airflow_share` results as one (the days'
+    runs, then the train)."""
     if not total:
         return more
     merged = {k: round(total.get(k, 0) + more.get(k, 0), 2) for k in ("dag_wall_s", "task_s")}

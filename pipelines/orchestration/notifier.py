@@ -9,12 +9,12 @@ from airflow.sdk.exceptions import AirflowFailException
 
 
 class TaskFailureNotifier(BaseNotifier):
-    """Alerts on-call when a task fails after its retries (pipelines/monitoring/failures.py)."""
+    """Alerts on-call when a task fails after its retries (pipelines/alerts/failures.py)."""
 
     template_fields = ()
 
     def notify(self, context: Any) -> None:
-        from pipelines.monitoring.failures import notify_task_failure
+        from pipelines.alerts.failures import notify_task_failure
 
         notify_task_failure(context)
 

@@ -52,7 +52,7 @@ from urllib.parse import urlsplit
 
 from pipelines.config import Settings
 from pipelines.days import day_range, logical_date_for, parse_day
-from pipelines.orchestration.airflow_compat import reuse_bundle_syncs
+from pipelines.orchestration.airflow_compat import TaskBodyClock, reuse_bundle_syncs
 from pipelines.orchestration.airflow_env import (
     AirflowConfigError,
     configure_airflow,
@@ -714,3 +714,38 @@ def backfill(
             if on_event is not None:
                 on_event(RunEvent("finished", dag_id, day, "failed"))
     return records
+
+
+# ---- where a run's time went ------------------------------------------------------------------
+
+
+@dataclass
+class DagTiming:
+    """Where a DAG's time went: runs, wall seconds, and seconds inside task bodies."""
+
+    runs: int = 0
+    wall_s: float = 0.0
+    task_s: float = 0.0
+
+
+def airflow_share(records: list[RunRecord], clock: TaskBodyClock) -> dict[str, Any]:
+    """Wall time of the DAG runs against the time inside their task bodies, per DAG."""
+    by_dag: dict[str, DagTiming] = {}
+    for record in records:
+        timing = by_dag.setdefault(record.dag_id, DagTiming())
+        timing.runs += 1
+        timing.wall_s += record.duration_s
+        timing.task_s += clock.seconds.get((record.dag_id, record.run_id or ""), 0.0)
+    wall = sum(t.wall_s for t in by_dag.values())
+    tasks = sum(t.task_s for t in by_dag.values())
+    return {
+        "dag_runs": sum(t.runs for t in by_dag.values()),
+        "dag_wall_s": round(wall, 2),
+        "task_s": round(tasks, 2),
+        "airflow_overhead_s": round(wall - tasks, 2),
+        "airflow_share": round((wall - tasks) / wall, 3) if wall else 0.0,
+        "per_dag": {
+            dag: {"runs": t.runs, "wall_s": round(t.wall_s, 2), "task_s": round(t.task_s, 2)}
+            for dag, t in sorted(by_dag.items())
+        },
+    }

@@ -14,17 +14,16 @@ from __future__ import annotations
 import json
 import os
 import shutil
-from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from pipelines.alerts.delivery import deliver
+from pipelines.alerts.records import Alert
 from pipelines.config import Settings
 from pipelines.data import contract
 from pipelines.data.partitions import PartitionWriter, partition_dir, write_table
-from pipelines.monitoring.alerts import Alert
-from pipelines.monitoring.delivery import deliver
 from pipelines.validation.batch import (
     BatchUnreadable,
     LandedBatch,
@@ -398,30 +397,6 @@ def release_quarantine(settings: Settings, table: str, day: date) -> Path:
     released = {"released_at": datetime.now(UTC).isoformat(), "to": str(landing)}
     (attempt / RELEASED_FILE).write_text(json.dumps(released, indent=2) + "\n")
     return landing
-
-
-def ingest_for_run(table: str, context: Mapping[str, Any]) -> dict[str, Any]:
-    """The task body of ``dags/ingest.py``: the day comes from the run."""
-    from pipelines.config import get_settings
-    from pipelines.days import day_from_context
-
-    return ingest_table(get_settings(), table, day_from_context(context)).to_xcom()
-
-
-def events_landed_for_run(context: Mapping[str, Any]) -> bool:
-    """The sensor's poke: logs where it looks, so a timeout in the log says what was missing."""
-    import logging
-
-    from pipelines.config import get_settings
-    from pipelines.days import day_from_context
-
-    settings, day = get_settings(), day_from_context(context)
-    landed = batch_landed(settings, "events", day)
-    if not landed:
-        logging.getLogger(__name__).info(
-            "waiting for %s/*.parquet", partition_dir(settings.landing_dir, "events", day)
-        )
-    return landed
 
 
 # ---- validating a file outside Airflow -------------------------------------------------------

@@ -14,10 +14,10 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 
+from pipelines.alerts.records import read_alerts
 from pipelines.config import Settings
 from pipelines.data.generator import BAD_KINDS, PlantedChange, ShopSpec, generate
 from pipelines.data.partitions import partition_dir
-from pipelines.monitoring.alerts import read_alerts
 from pipelines.monitoring.missing_runs import succeeded_days
 from pipelines.orchestration import run_dag
 

@@ -13,11 +13,11 @@ import mlflow
 import pytest
 
 from pipelines import registry
+from pipelines.alerts.records import read_alerts
 from pipelines.config import Settings
 from pipelines.data.generator import PlantedChange, ShopSpec
-from pipelines.models.pipeline import carry_out_gate, gate_version, train_model
+from pipelines.flows.train import carry_out_gate, gate_version, train_model
 from pipelines.models.testing import curated_shop
-from pipelines.monitoring.alerts import read_alerts
 from pipelines.orchestration import backfill
 
 START = date(2027, 6, 1)
@@ -97,7 +97,7 @@ def test_a_champion_worse_live_than_its_predecessor_is_rolled_back(
 ) -> None:
     """A champion that learnt nothing (shuffled labels) replaces a good one; once its labels
     mature, monitoring sees it lose to the previous champion in shadow and rolls it back."""
-    from pipelines.monitoring.pipeline import monitor_model
+    from pipelines.flows.monitor import monitor_model
 
     settings, _ = watched
     good = registry.aliases(settings, "propensity").get(registry.CHAMPION)
@@ -119,7 +119,7 @@ def register_shuffled_propensity(settings: Settings, template: int) -> int:
     import numpy as np
     from sklearn.base import clone
 
-    from pipelines.models.pipeline import load_holdout, skops_trusted_types
+    from pipelines.flows.train import load_holdout, skops_trusted_types
 
     client = registry.mlflow_client(settings)
     source = client.get_model_version("propensity", str(template))

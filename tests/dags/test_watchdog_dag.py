@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from datetime import date, timedelta
 
+from pipelines.alerts.records import read_alerts
 from pipelines.config import Settings
-from pipelines.monitoring.alerts import read_alerts
 from pipelines.monitoring.missing_runs import DAILY_DAGS, LOOKBACK_DAYS, record_success
 from pipelines.orchestration import run_dag
 

@@ -26,8 +26,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from pipelines import registry, services
+from pipelines import registry
 from pipelines.config import Settings
+from pipelines.local import supervisor
 from tests.conftest import services_required
 
 pytestmark = pytest.mark.browser
@@ -38,12 +39,11 @@ REPO = Path(__file__).resolve().parents[2]
 DOCS_IMAGES = REPO / "docs" / "images"
 # read at import: the per-test environment isolation (tests/conftest.py) clears PERSONALIZE_*
 SAVE_SCREENSHOTS = os.environ.get("PERSONALIZE_SAVE_SCREENSHOTS", "") == "1"
-# the `personalize` command; `up`/`down` live in pipelines.cli_services, imported explicitly so the
-# test does not depend on how pipelines/cli.py registers them
+# the `personalize` command, as the console script runs it
 PERSONALIZE = (
     sys.executable,
     "-c",
-    "from pipelines.cli import app; import pipelines.cli_services; app(prog_name='personalize')",
+    "from pipelines.cli import app; app(prog_name='personalize')",
 )
 DAG_IDS = ("ingest", "features", "train")
 UP_TIMEOUT = 240  # seconds; `up` itself reports how long it took
@@ -117,7 +117,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     only = _register(settings, "recommender", seed=3)
     registry.promote(settings, "recommender", only, actor="e2e", reason="first champion")
 
-    ports = services.resolve_ports({"--airflow-port": 0, "--mlflow-port": 0})
+    ports = supervisor.resolve_ports({"--airflow-port": 0, "--mlflow-port": 0})
     stack = Stack(
         settings=settings,
         airflow_url=f"http://127.0.0.1:{ports['--airflow-port']}",
@@ -138,7 +138,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         yield stack
     finally:
         stack.personalize("down", timeout=120)
-        services.stop_services(settings, timeout=5)  # whatever `down` could not stop
+        supervisor.stop_services(settings, timeout=5)  # whatever `down` could not stop
 
 
 @pytest.fixture(scope="module")
@@ -309,6 +309,6 @@ def test_down_stops_both_uis(stack: Stack) -> None:
     result = stack.personalize("down")
     assert result.returncode == 0, result.stdout + result.stderr
     assert "stopped airflow-api-server" in result.stdout and "stopped mlflow" in result.stdout
-    assert services.running_services(stack.settings) == []
-    assert not services.answers(stack.airflow_url + services.AIRFLOW_HEALTH_PATH)
-    assert not services.answers(stack.mlflow_url + services.MLFLOW_HEALTH_PATH)
+    assert supervisor.running_services(stack.settings) == []
+    assert not supervisor.answers(stack.airflow_url + supervisor.AIRFLOW_HEALTH_PATH)
+    assert not supervisor.answers(stack.mlflow_url + supervisor.MLFLOW_HEALTH_PATH)

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from pipelines.orchestration.story import TURNS, Scenario
+from pipelines.local.story import TURNS, Scenario
 
 # from a Sunday: the history ends on a Sunday and the six live days hold no weekly train
 SCENARIO = Scenario(

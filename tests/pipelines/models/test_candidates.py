@@ -6,7 +6,7 @@ import pandas as pd
 import pytest
 
 from pipelines.config import Settings
-from pipelines.models.pipeline import TrainingError, recommender_candidates
+from pipelines.flows.train import TrainingError, recommender_candidates
 
 ITEMS = pd.DataFrame({"item_id": ["i1", "i2"], "category": ["books", "toys"]})
 

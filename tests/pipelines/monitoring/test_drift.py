@@ -320,7 +320,7 @@ def test_the_statistic_and_threshold_come_from_the_settings() -> None:
     assert strict.columns[0].threshold == 0.03
     psi, _ = data_drift(reference, current, tests=DriftTests(numerical_method="psi"))
     assert psi.columns[0].method == "psi"
-    with pytest.raises(DriftError, match="not an effect size"):
+    with pytest.raises(ValueError, match="not an effect size"):
         DriftTests(categorical_method="chisquare")
 
 

@@ -13,13 +13,13 @@ from datetime import date, timedelta
 
 import pytest
 
+from pipelines.alerts.records import read_alerts
 from pipelines.config import Settings
 from pipelines.data.generator import PlantedChange, ShopSpec
-from pipelines.models.pipeline import carry_out_gate, gate_version, train_model
+from pipelines.flows.monitor import monitor_model
+from pipelines.flows.train import carry_out_gate, gate_version, train_model
 from pipelines.models.testing import curated_shop
-from pipelines.monitoring.alerts import read_alerts
 from pipelines.monitoring.interactions import PROFILE_COLUMNS
-from pipelines.monitoring.pipeline import monitor_model
 
 START = date(2026, 1, 5)
 TRAIN_END = START + timedelta(days=36)

@@ -23,7 +23,7 @@ from pipelines.config import Settings
 from pipelines.data import partitions
 from pipelines.data.catalogue import import_shop_log
 from pipelines.features.offline import compute_features_for_day
-from pipelines.models.pipeline import NotEnoughHistory, train_model
+from pipelines.flows.train import NotEnoughHistory, train_model
 from pipelines.validation.ingest import closed_days, ingest_table
 
 ORDER_MAP = {
@@ -212,7 +212,7 @@ def test_weekend_gaps_run_through_the_dags_without_quarantine_or_alert(
 ) -> None:
     """Ingest -> features -> monitor through Airflow for every day of a log closed at weekends:
     the weekends are loaded as closed days, no day is quarantined, and no alert names them."""
-    from pipelines.monitoring.alerts import read_alerts
+    from pipelines.alerts.records import read_alerts
     from pipelines.orchestration import run_dag
 
     settings = airflow_settings.model_copy(update={"closed_weekdays": ["sat", "sun"]})

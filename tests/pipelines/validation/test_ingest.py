@@ -17,11 +17,11 @@ import pyarrow.parquet as pq
 import pytest
 from typer.testing import CliRunner
 
+from pipelines.alerts.records import read_alerts
 from pipelines.cli import app
 from pipelines.config import Settings
 from pipelines.data.generator import PlantedChange, ShopSpec, generate
 from pipelines.data.partitions import partition_dir
-from pipelines.monitoring.alerts import read_alerts
 from pipelines.validation import ingest
 from pipelines.validation.ingest import BatchQuarantined, ingest_table, release_quarantine
 

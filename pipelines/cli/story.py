@@ -1,0 +1,195 @@
+"""``personalize story``: the platform's life story over a generated shop (``make quickstart``).
+
+Registered on the main app by :mod:`pipelines.cli`; the work is in
+:mod:`pipelines.local.story`.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import date
+from typing import Annotated, Any
+
+import typer
+from rich.table import Table
+
+from pipelines.cli.common import app, console, err_console, parse_day, settings_of, usage_error
+
+MARK = {"success": "[green]✓[/]", "failed": "[red]✗[/]"}
+ALERT_STYLE = {"critical": "red", "warning": "yellow", "info": "cyan"}
+
+
+@app.command()
+def story(
+    ctx: typer.Context,
+    users: Annotated[int, typer.Option(min=50, help="Customers in the shop.")] = 2000,
+    items: Annotated[int, typer.Option(min=12, help="Catalogue size.")] = 500,
+    history_days: Annotated[
+        int, typer.Option(min=14, help="Days of history before the live days.")
+    ] = 30,
+    live_days: Annotated[
+        int,
+        typer.Option(min=6, help="Live days: drift on the 3rd, a hand promotion on the 5th."),
+    ] = 7,
+    seed: Annotated[int, typer.Option(help="Same seed, same story.")] = 42,
+    start: Annotated[
+        str, typer.Option(help="First history day (a Saturday keeps the weekly train on Sunday).")
+    ] = "2026-01-03",
+    as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
+) -> None:
+    """Generate a shop and run its history and live days through Airflow: a broken batch is
+    quarantined, drift is alerted and retrains, the gate decides, a champion that does worse live
+    is rolled back. Ends with what happened and where to look. Exits 1 if a turn did not happen.
+    """
+    from pipelines.local.story import Scenario, tell
+
+    settings = settings_of(ctx)
+    if settings.profile != "local":
+        raise usage_error(
+            f"the story writes a generated shop into the state dir; it runs on the local profile "
+            f"only (this is {settings.profile!r}: use --profile local and a scratch --home)"
+        )
+    try:
+        scenario = Scenario(
+            users=users,
+            items=items,
+            history_days=history_days,
+            live_days=live_days,
+            seed=seed,
+            start=parse_day(start, "--start"),
+        )
+    except ValueError as problem:
+        raise usage_error(str(problem)) from None
+    for line in scenario.plan():
+        err_console.print(f"[dim]plan:[/] {line}", highlight=False)
+    with _DayPrinter() as printer:
+        result = tell(settings, scenario, on_event=printer.on_event, on_stage=printer.on_stage)
+    if as_json:
+        console.print_json(json.dumps(result.to_dict(), default=str))
+    else:
+        _print_summary(result)
+    if result.missing_turns:
+        err_console.print(
+            f"[bold red]the story missed: {', '.join(result.missing_turns)}[/] — see "
+            f"{result.paths.get('summary')} and `personalize status`"
+        )
+        raise typer.Exit(1)
+
+
+class _DayPrinter:
+    """One line per day (its DAG runs and how long they took), a spinner for the running one."""
+
+    def __init__(self) -> None:
+        self.day: date | None = None
+        self.parts: list[str] = []
+        self.seconds = 0.0
+        self.status = err_console.status("starting")
+
+    def __enter__(self) -> _DayPrinter:
+        self.status.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.flush()
+        self.status.stop()
+
+    def on_stage(self, text: str) -> None:
+        self.flush()
+        self.status.update(text)
+        err_console.print(f"[bold]{text}[/]")
+
+    def on_event(self, event: Any) -> None:
+        if event.day != self.day:
+            self.flush()
+            self.day = event.day
+        if event.kind == "started":
+            why = "" if event.reason == "requested" else f" ({event.reason})"
+            self.status.update(f"{event.day} {event.dag_id}{why}")
+            return
+        triggered = " [magenta](triggered)[/]" if event.reason.startswith("triggered") else ""
+        self.parts.append(f"{event.dag_id} {MARK.get(event.state or '', '?')}{triggered}")
+        self.seconds += event.duration_s or 0.0
+
+    def flush(self) -> None:
+        if self.day is not None and self.parts:
+            err_console.print(
+                f"{self.day}  {'  '.join(self.parts)}  [dim]{self.seconds:.1f}s[/]",
+                highlight=False,
+            )
+        self.day, self.parts, self.seconds = None, [], 0.0
+
+
+def _print_summary(result: Any) -> None:
+    console.rule("[bold]what happened")
+    from pipelines.local.story import TURNS
+
+    turns = Table("turn", "", "first seen", show_header=False, box=None)
+    for turn in TURNS:
+        seen = result.turns.get(turn) or []
+        turns.add_row(turn, MARK["success"] if seen else MARK["failed"], _first(seen))
+    console.print(turns)
+
+    for model, facts in result.models.items():
+        console.rule(f"[bold]{model}")
+        table = Table("version", "aliases", "data window", "gate", box=None)
+        for version in reversed(facts["versions"]):
+            rolled_back = " (rolled back)" if version["rolled_back"] else ""
+            table.add_row(
+                f"v{version['version']}",
+                ", ".join(version["aliases"]) + rolled_back,
+                version["window"],
+                version["gate"] or "-",
+            )
+        console.print(table)
+        for move in facts["history"]:
+            arrow = f"v{move['from_version']} -> v{move['to_version']}"
+            if move["from_version"] is None:
+                arrow = f"v{move['to_version']}"
+            console.print(
+                f"  {move['action']:<9} {arrow:<12} by {move['actor']}: {move['reason']}",
+                highlight=False,
+                markup=False,
+            )
+
+    console.rule(f"[bold]alerts ({len(result.alerts)})")
+    counts = ", ".join(f"{n} {kind}" for kind, n in sorted(result.timing["alerts_by_type"].items()))
+    console.print(counts or "none")
+    for alert in _notable(result.alerts):
+        style = ALERT_STYLE.get(alert.get("severity") or "", "white")
+        console.print(
+            f"  [{style}]{alert['day']} {alert['type']}[/] {alert['summary']}", highlight=False
+        )
+
+    console.rule("[bold]where to look")
+    for name, path in result.paths.items():
+        console.print(f"  {name:<11} {path}", highlight=False)
+    timing = result.timing
+    console.print(
+        f"\n{timing['wall_s']:.0f} s in all (generate {timing['generate_s']:.0f} s, history "
+        f"{timing['history_s']:.0f} s, live {timing['live_s']:.0f} s); {timing['dag_runs']} DAG "
+        f"runs, of which Airflow's own share {timing['airflow_share']:.0%} "
+        f"({timing['airflow_overhead_s']:.0f} s outside task bodies)"
+    )
+    console.print(
+        "\nLook around:\n"
+        "  personalize status    DAG runs, champions, open alerts, quarantined batches\n"
+        "  personalize up        the Airflow and MLflow UIs on localhost (Ctrl-C stops them)"
+    )
+
+
+def _first(lines: list[str]) -> str:
+    if not lines:
+        return "did not happen"
+    more = f" (+{len(lines) - 1} more)" if len(lines) > 1 else ""
+    return lines[0][:110] + more
+
+
+def _notable(alerts: list[dict[str, Any]], limit: int = 12) -> list[dict[str, Any]]:
+    """The first alert of each type and model, then the rest up to ``limit``."""
+    seen: set[tuple[str, str | None]] = set()
+    first, rest = [], []
+    for alert in alerts:
+        key = (alert["type"], alert.get("model"))
+        (rest if key in seen else first).append(alert)
+        seen.add(key)
+    return (first + rest)[:limit]
