@@ -38,8 +38,8 @@ from _common import peak_mb, record
 from pipelines.data.generator import DRIFT_KINDS, PlantedChange, ShopSpec
 from pipelines.gates import load_monitoring_config
 from pipelines.models.testing import daily_features, landing_frames, synthetic_shop
-from pipelines.models.windows import REFERENCE_WEEK_DAYS
 from pipelines.monitoring.quality import MODEL_COLUMNS, alarm_figures, daily_inputs, judge_days
+from pipelines.monitoring.reference import REFERENCE_WEEK_DAYS
 
 START = date(2026, 1, 5)  # a Monday
 MODELS = tuple(MODEL_COLUMNS)

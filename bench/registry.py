@@ -27,7 +27,7 @@ from _common import record
 
 from pipelines.config import Settings
 from pipelines.data.generator import ShopSpec
-from pipelines.flows.train import propensity_run, recommender_run, segmentation_run
+from pipelines.models.catalog import spec_of
 from pipelines.models.testing import curated_shop
 from pipelines.registry import experiment_id, log_and_register
 
@@ -47,9 +47,9 @@ def main() -> None:
         store_setup = time.perf_counter() - started
         result: dict[str, object] = {"store_setup_s": round(store_setup, 2)}
         builders = (
-            ("propensity", propensity_run),
-            ("recommender", recommender_run),
-            ("segmentation", segmentation_run),
+            ("propensity", spec_of("propensity").build_run),
+            ("recommender", spec_of("recommender").build_run),
+            ("segmentation", spec_of("segmentation").build_run),
         )
         runs = {name: build(settings, days[-1]) for name, build in builders}
         log_and_register(settings, runs["propensity"])  # warm-up: imports, skops, fonts

@@ -28,10 +28,10 @@ from airflow.sdk import dag, task
 from assets import FEATURES
 
 from pipelines.config import get_settings
+from pipelines.models.catalog import model_names
 from pipelines.orchestration.dag_defaults import dag_defaults
 
 SETTINGS = get_settings()
-MODEL_NAMES = ("propensity", "recommender", "segmentation")
 
 
 @dag(
@@ -86,7 +86,7 @@ def monitor() -> None:
 
     checked = check_data()
     verdicts = []
-    for model in MODEL_NAMES:
+    for model in model_names():
         verdict = watch.override(task_id=f"monitor_{model}")(model)
         checked >> verdict
         verdicts.append(verdict)

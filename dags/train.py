@@ -29,10 +29,10 @@ from airflow.sdk import CronDataIntervalTimetable, dag, task
 from assets import MODELS
 
 from pipelines.config import get_settings
+from pipelines.models.catalog import model_names
 from pipelines.orchestration.dag_defaults import dag_defaults
 
 SETTINGS = get_settings()
-MODEL_NAMES = ("propensity", "recommender", "segmentation")
 
 
 @dag(
@@ -79,7 +79,7 @@ def train() -> None:
         return extra
 
     promoted = {}
-    for model in MODEL_NAMES:
+    for model in model_names():
         trained = fit.override(task_id=f"train_{model}")(model)
         gated = gate.override(task_id=f"gate_{model}")(model, trained)
         promoted[model] = promote.override(task_id=f"promote_{model}")(model, gated)

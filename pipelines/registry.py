@@ -41,7 +41,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-MODEL_NAMES: tuple[str, ...] = ("propensity", "recommender", "segmentation")
 CHAMPION, CHALLENGER, PREVIOUS = "champion", "challenger", "previous_champion"
 TRAINING_EXPERIMENT = "personalize-training"
 MONITORING_EXPERIMENT = "personalize-monitoring"

@@ -35,9 +35,9 @@ KEY_METRICS = {
 
 
 def _check_model(model: str) -> str:
-    from pipelines.registry import MODEL_NAMES
+    from pipelines.models.catalog import model_names
 
-    if model not in MODEL_NAMES:
+    if model not in model_names():
         raise usage_error(f"unknown model {model!r}; expected {MODELS_HELP}")
     return model
 
@@ -91,10 +91,11 @@ def models(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
     """Registered versions with their aliases, gate decision and key metrics, newest first."""
-    from pipelines.registry import MODEL_NAMES, model_overview
+    from pipelines.models.catalog import model_names
+    from pipelines.registry import model_overview
 
     settings = settings_of(ctx)
-    names = [_check_model(model)] if model else list(MODEL_NAMES)
+    names = [_check_model(model)] if model else list(model_names())
     overview = {name: model_overview(settings, name) for name in names}
     if as_json:
         console.print_json(json.dumps(overview, default=str))

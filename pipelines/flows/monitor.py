@@ -27,22 +27,19 @@ from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from pipelines.registry import CHAMPION, MODEL_NAMES, PREVIOUS
+from pipelines.models.catalog import UnknownModel, spec_of
+from pipelines.registry import CHAMPION, PREVIOUS
 
 if TYPE_CHECKING:
     import pandas as pd
 
     from pipelines.config import Settings
-    from pipelines.gates import HoldoutScores, MonitorDecision, MonitoringConfig
+    from pipelines.gates import MonitorDecision, MonitoringConfig
     from pipelines.monitoring.drift import DriftResult
 
 log = logging.getLogger(__name__)
 
-LIVE_SNAPSHOT_DAYS = 3  # matured propensity snapshots scored per day (more rows, more power)
-LIVE_INTERACTION_DAYS = 3  # recommender: the last days' new interactions are its live truth
 GAP_LOOKBACK_DAYS = 7  # missing feature days looked for behind the monitored day
-RECOMMENDER_SAMPLE_USERS = 2000
-REPORT_COLUMNS = 12  # every column is judged; the HTML shows the drifted, key and closest ones
 
 
 class MonitoringError(Exception):
@@ -135,8 +132,10 @@ def monitor_model(settings: Settings, model: str, day: date) -> dict[str, Any]:
     from pipelines import registry
     from pipelines.gates import load_monitoring_config
 
-    if model not in MODEL_NAMES:
-        raise MonitoringError(f"unknown model {model!r}")
+    try:
+        spec_of(model)
+    except UnknownModel as unknown:
+        raise MonitoringError(str(unknown)) from None
     registry.reconcile_manual_moves(settings, model)
     current = registry.aliases(settings, model)
     champion = current.get(CHAMPION)
@@ -211,25 +210,32 @@ def _drift(
     """Data and prediction drift against the champion's reference sample, saved as reports."""
     from pipelines import registry
     from pipelines.gates import load_monitoring_config
-    from pipelines.monitoring.drift import comparable_columns, data_drift, save_report
+    from pipelines.models.runs import first_feature_day
+    from pipelines.monitoring.drift import (
+        REPORT_COLUMNS,
+        comparable_columns,
+        data_drift,
+        save_report,
+    )
+    from pipelines.monitoring.reference import reference_days
 
     try:
         reference = registry.load_reference_sample(settings, model, CHAMPION)
     except registry.RegistryError as problem:
         log.warning("%s: no drift check: %s", model, problem)
         return None, None, None
+    spec = spec_of(model)
     champion = registry.load_version(settings, model, version)
-    current, prediction_column = _current_frame(settings, model, champion, day)
+    current = spec.monitor_inputs(settings, champion, day) if spec.monitor_inputs else None
     if current is None:
         return None, None, None
-    if model == "recommender":
-        return _recommender_drift(settings, reference, current, prediction_column, day,
-                                  trained_until, directory)  # fmt: skip
-    first = _first_feature_day(settings)
-    columns = [c for c in reference.columns if c in current.columns and c != prediction_column]
+    if spec.drift is not None:
+        return spec.drift(settings, reference, current, day, trained_until, directory)
+    prediction_column = spec.prediction_column or ""
+    first = first_feature_day(settings)
+    inputs = spec.monitor_columns or [c for c in reference.columns if c in current.columns]
+    columns = [c for c in inputs if c in current.columns and c != prediction_column]
     columns = [c for c in columns if c not in ("user_id", "event_timestamp", "rank", "item_id")]
-    from pipelines.models.windows import reference_days
-
     # the reference's shortest history is that of its first day
     kept, skipped = comparable_columns(
         columns,
@@ -242,20 +248,12 @@ def _drift(
         return None, None, None
     has_prediction = prediction_column in reference.columns and prediction_column in current.columns
     compared = kept + ([prediction_column] if has_prediction else [])
-    reference = (
-        reference.assign(
-            **{prediction_column: _as_labels(reference[prediction_column], prediction_column)}
+    if has_prediction and not _is_numeric(current[prediction_column]):
+        # labels (segment ids) are compared by how often each is given, on both sides alike
+        reference = reference.assign(
+            **{prediction_column: reference[prediction_column].astype(str)}
         )
-        if has_prediction
-        else reference
-    )
-    current = (
-        current.assign(
-            **{prediction_column: _as_labels(current[prediction_column], prediction_column)}
-        )
-        if has_prediction
-        else current
-    )
+        current = current.assign(**{prediction_column: current[prediction_column].astype(str)})
     # one Evidently run (and one HTML page) for the inputs and the output: the plots dominate
     # a report's time, and an engineer reads both on the same page
     both, snapshot = data_drift(
@@ -281,78 +279,10 @@ def _drift(
     return drift, prediction, html
 
 
-def _recommender_drift(
-    settings: Settings,
-    reference_sample: pd.DataFrame,
-    recommended: pd.DataFrame,
-    prediction_column: str,
-    day: date,
-    trained_until: date,
-    directory: Path,
-) -> tuple[DriftResult | None, DriftResult | None, Path | None]:
-    """The day's interactions profiled against their history (what the recommender relies on:
-    customers keeping to their categories, items it knows), compared with the reference week's;
-    and the categories it recommends against those at training."""
-    import pandas as pd
+def _is_numeric(values: pd.Series) -> bool:
+    from pandas.api.types import is_numeric_dtype
 
-    from pipelines.features.offline import read_curated_window
-    from pipelines.gates import load_monitoring_config
-    from pipelines.models.windows import reference_days
-    from pipelines.monitoring.drift import (
-        comparable_columns,
-        data_drift,
-        prediction_drift,
-        save_report,
-    )
-    from pipelines.monitoring.interactions import (
-        PROFILE_COLUMNS,
-        PROFILE_UNIT,
-        history_span,
-        interaction_profiles,
-    )
-
-    config = load_monitoring_config(settings.gates_file)
-    threshold = config.drift_share_threshold
-    prediction, snapshot = prediction_drift(
-        reference_sample[prediction_column],
-        recommended[prediction_column],
-        name=prediction_column,
-        tests=config.drift_tests,
-    )
-    prediction.drift_share_threshold = threshold
-    prediction.dataset_drifted = prediction.drift_share >= threshold
-    save_report(snapshot, prediction, directory, "prediction_drift")
-
-    first = _first_feature_day(settings)
-    reference_week = reference_days(first, trained_until)
-    # a champion may have been trained after the day monitored (a backfill of older days)
-    start, end = history_span([*reference_week, day])
-    events, _, items = read_curated_window(settings.curated_dir, end, days=(end - start).days + 1)
-    profiles = interaction_profiles(events, items, [*reference_week, day])
-    stamps = pd.to_datetime(profiles["event_timestamp"], utc=True).dt.date - timedelta(days=1)
-    kept, skipped = comparable_columns(
-        PROFILE_COLUMNS, (reference_week[0] - first).days + 1, (day - first).days + 1
-    )
-    current = profiles[stamps == day]
-    reference = profiles[stamps.isin(set(reference_week))]
-    if not kept or current.empty or reference.empty:
-        # no interactions on record for the reference week (its partitions are gone, or this
-        # store never held them): nothing to compare the day with, which is not drift
-        return None, prediction, None
-    drift, snapshot = data_drift(
-        reference,
-        current,
-        kept,
-        seed=settings.train_seed,
-        drift_share_threshold=threshold,
-        report_columns=REPORT_COLUMNS,
-        always_report=list(config.key_features.get("recommender", ())),
-        tests=config.drift_tests,
-        groups=PROFILE_UNIT,
-    )
-    drift.skipped.update(skipped)
-    html, _ = save_report(snapshot, drift, directory, "drift")
-    return drift, prediction, html
+    return is_numeric_dtype(values)
 
 
 def _subset(result: DriftResult, columns: list[Any], threshold: float) -> DriftResult:
@@ -368,44 +298,6 @@ def _subset(result: DriftResult, columns: list[Any], threshold: float) -> DriftR
         dataset_drifted=bool(columns) and share >= threshold,
         skipped=dict(result.skipped),
     )
-
-
-def _as_labels(values: pd.Series, column: str) -> pd.Series:
-    """Segment ids are labels, not numbers: compare how often each is given."""
-    return values.astype(str) if column == "segment_id" else values
-
-
-def _current_frame(
-    settings: Settings, model: str, champion: Any, day: date
-) -> tuple[pd.DataFrame | None, str]:
-    """The day's inputs of ``model`` with the champion's output beside them."""
-    from pipelines.features.offline import read_offline_partition
-    from pipelines.features.training import features_at_day
-
-    if model == "propensity":
-        frame = features_at_day(settings, "propensity_v1", day)
-        if frame is None:
-            return None, "score"
-        return frame.assign(score=champion.predict_proba(frame)[:, 1]), "score"
-    if model == "segmentation":
-        frame = read_offline_partition(settings.feast_offline_dir, "user_activity", day)
-        if frame is None or frame.empty:
-            return None, "segment_id"
-        return frame.assign(segment_id=champion.predict(frame)), "segment_id"
-    from pipelines.features.offline import read_curated_window
-    from pipelines.flows.train import recommended_categories
-
-    events, _, items = read_curated_window(settings.curated_dir, day, days=1)
-    active = sorted(events["user_id"].astype(str).unique())[:RECOMMENDER_SAMPLE_USERS]
-    if not active:
-        return None, "category"
-    return recommended_categories(champion, items, active), "category"
-
-
-def _first_feature_day(settings: Settings) -> date:
-    from pipelines.data.partitions import partition_days
-
-    return partition_days(settings.feast_offline_dir, "user_activity")[0]
 
 
 def act_on_drift(
@@ -505,11 +397,11 @@ def _live_performance(
     floor = config.floors.get(model)
     if floor is None:
         return None
+    spec = spec_of(model)
+    if spec.live_evidence is None:
+        return None
     champion = registry.load_version(settings, model, current[CHAMPION])
-    if model == "recommender":
-        evidence = _recommender_live(settings, day, trained_until, champion)
-    else:
-        evidence = _propensity_live(settings, day, trained_until)
+    evidence = spec.live_evidence(settings, day, trained_until, champion)
     if evidence is None:
         return None
     champion_live = evidence(champion)
@@ -519,80 +411,6 @@ def _live_performance(
     return performance_action(
         champion_live, previous_live, floor, bootstrap=config.bootstrap, model=model
     )
-
-
-def _propensity_live(settings: Settings, day: date, trained_until: date) -> Any:
-    """Scorer of models on the snapshots whose labels (``settings.propensity_horizon_days``)
-    matured by ``day`` (after training)."""
-    import pandas as pd
-
-    from pipelines.features.offline import read_curated_window
-    from pipelines.features.training import features_at_day
-    from pipelines.gates import HoldoutScores
-    from pipelines.models.classification import classification_metrics
-    from pipelines.models.propensity import purchase_labels
-
-    horizon = settings.propensity_horizon_days
-    last = day - timedelta(days=horizon)
-    snapshots = [
-        last - timedelta(days=back)
-        for back in range(LIVE_SNAPSHOT_DAYS - 1, -1, -1)
-        if last - timedelta(days=back) >= trained_until
-    ]
-    if not snapshots:
-        return None
-    span = (day - snapshots[0]).days + 1
-    events, users, _ = read_curated_window(settings.curated_dir, day, days=span)
-    labels = purchase_labels(events, users, snapshots, horizon)
-    frames = [features_at_day(settings, "propensity_v1", s) for s in snapshots]
-    frames = [f for f in frames if f is not None]
-    if not frames:
-        return None
-    features = pd.concat(frames, ignore_index=True)
-    rows = labels.merge(features, on=["user_id", "event_timestamp"], how="inner")
-    if rows["label"].nunique() < 2:
-        return None
-
-    def evidence(estimator: Any) -> HoldoutScores:
-        scores = estimator.predict_proba(rows)[:, 1]
-        y = rows["label"].to_numpy()
-        return HoldoutScores(metrics=classification_metrics(y, scores), labels=y, scores=scores)
-
-    return evidence
-
-
-def _recommender_live(settings: Settings, day: date, trained_until: date, champion: Any) -> Any:
-    """Scorer of recommenders on the last days' interactions (after training), judged as the
-    champion was selected: only items new to each user, or — for a champion that may show a
-    customer their own items (buy again) — every interaction, repeats included. The previous
-    champion is scored on the same users and truth, so the two stay paired."""
-    from pipelines.features.offline import read_curated_window
-    from pipelines.flows.train import ranking_evidence
-    from pipelines.models.recommender import holdout_truth
-
-    start = max(day - timedelta(days=LIVE_INTERACTION_DAYS - 1), trained_until + timedelta(days=1))
-    if start > day:
-        return None
-    events, _, _ = read_curated_window(settings.curated_dir, day, days=settings.train_window_days)
-    stamps = events["event_ts"]
-    import pandas as pd
-
-    cut = pd.Timestamp(start, tz="UTC")
-    before, period = events[stamps < cut], events[stamps >= cut]
-    repeats_count = not getattr(champion, "exclude_seen", True)
-    truth = holdout_truth(before, period, include_seen=repeats_count)
-    if truth.empty:
-        return None
-    seen = before[["user_id", "item_id"]].astype(str).drop_duplicates()
-    if repeats_count:
-        seen = seen.iloc[:0]  # nothing left out of the lists: a customer's own items count
-    users = sorted(truth["user_id"].astype(str).unique())[:RECOMMENDER_SAMPLE_USERS]
-    truth = truth[truth["user_id"].astype(str).isin(users)]
-
-    def evidence(estimator: Any) -> HoldoutScores:
-        return ranking_evidence(estimator, users, seen, truth)
-
-    return evidence
 
 
 def _act_on_performance(

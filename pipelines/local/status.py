@@ -11,7 +11,8 @@ import json
 import logging
 from typing import TYPE_CHECKING, Any
 
-from pipelines.registry import CHALLENGER, CHAMPION, MODEL_NAMES, PREVIOUS
+from pipelines.models.catalog import model_names
+from pipelines.registry import CHALLENGER, CHAMPION, PREVIOUS
 
 if TYPE_CHECKING:
     from pipelines.config import Settings
@@ -155,7 +156,7 @@ def last_dag_runs(settings: Settings) -> list[dict[str, Any]]:
 def platform_status(settings: Settings, *, dag_runs: bool = True) -> dict[str, Any]:
     status: dict[str, Any] = {"home": str(settings.state_dir), "profile": settings.profile}
     parts = {
-        "models": lambda: {m: model_status(settings, m) for m in MODEL_NAMES},
+        "models": lambda: {m: model_status(settings, m) for m in model_names()},
         "alerts": lambda: open_alerts(settings),
         "quarantined": lambda: quarantined_batches(settings),
     }

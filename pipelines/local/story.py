@@ -37,6 +37,7 @@ from datetime import date, timedelta
 from typing import TYPE_CHECKING, Any
 
 from pipelines.days import day_range
+from pipelines.models.catalog import model_names
 from pipelines.orchestration.airflow_compat import TaskBodyClock
 
 if TYPE_CHECKING:
@@ -299,7 +300,7 @@ def _summarise(settings: Settings, story: Story, records: list[RunRecord]) -> No
     retrain_runs = [r for r in records if r.dag_id == "train" and r.reason != "requested"]
     turns["retrain"] += [f"{r.day} train run ({r.reason})" for r in retrain_runs]
 
-    for model in registry.MODEL_NAMES:
+    for model in model_names():
         overview = registry.model_overview(settings, model)
         aliases = registry.aliases(settings, model)
         story.models[model] = {
@@ -321,7 +322,7 @@ def _summarise(settings: Settings, story: Story, records: list[RunRecord]) -> No
             decision = version.get("gate")
             if decision and version.get("version", 0) > 1:
                 turns["gate decision"].append(f"{model} v{version['version']}: {decision}")
-    if len(turns["first champions"]) < len(registry.MODEL_NAMES):
+    if len(turns["first champions"]) < len(model_names()):
         turns["first champions"] = []
     story.turns = turns
     story.alerts = [

@@ -85,6 +85,9 @@ _LIFETIME_COLUMNS = frozenset(
 _P_VALUE_HINTS = ("p_value", "anderson", "cramer", "epps", "fisher", "g_test", "mann", "t_test")
 
 
+REPORT_COLUMNS = 12  # every column is judged; the HTML shows the drifted, key and closest ones
+
+
 class DriftError(ValueError):
     """A drift comparison that cannot be made, with what to change."""
 

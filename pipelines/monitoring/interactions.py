@@ -22,10 +22,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import date, timedelta
-
-import pandas as pd
+from typing import TYPE_CHECKING
 
 from pipelines.days import end_of_day
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 HISTORY_DAYS = 28  # the customer's affinity and the items' first sighting look this far back
 NEW_ITEM_DAYS = 7
@@ -49,6 +51,8 @@ def interaction_profiles(
 ) -> pd.DataFrame:
     """One row per interaction of each of ``days``: ``user_id``, ``event_timestamp`` (the day's
     end) and the :data:`PROFILE_COLUMNS`. ``events`` must cover :func:`history_span`."""
+    import pandas as pd
+
     category_of = items.drop_duplicates("item_id", keep="last").set_index("item_id")["category"]
     stamps = pd.to_datetime(events["event_ts"], utc=True)
     frame = pd.DataFrame(
@@ -69,6 +73,8 @@ def interaction_profiles(
 
 
 def _profile_of_day(frame: pd.DataFrame, day: date) -> pd.DataFrame:
+    import pandas as pd
+
     today = frame[frame["day"] == day]
     start = day - timedelta(days=HISTORY_DAYS)
     history = frame[(frame["day"] >= start) & (frame["day"] < day)]

@@ -124,7 +124,7 @@ def judge_days(
     is also refreshed as in production: by the weekly train (Mondays, up to the Sunday) and by
     each retrain drift sets off (up to that day), and the reference moves with it.
     """
-    from pipelines.models.windows import reference_days as reference_week
+    from pipelines.monitoring.reference import reference_days as reference_week
 
     stamps = _days_of(user_activity)
     features = [c for c in (columns or user_activity.columns) if c not in ("user_id", TIMESTAMP)]

@@ -52,6 +52,7 @@ from datetime import date
 from typing import TYPE_CHECKING, Any
 
 from pipelines.days import day_range
+from pipelines.models.catalog import model_names
 
 if TYPE_CHECKING:
     from pipelines.config import Settings
@@ -349,7 +350,7 @@ def _judge_champions(settings: Settings, day: date) -> dict[str, Any]:
     from pipelines.flows.monitor import monitor_model
 
     verdicts = {}
-    for model in registry.MODEL_NAMES:
+    for model in model_names():
         if registry.aliases(settings, model).get(registry.CHAMPION) is None:
             continue
         verdicts[model] = monitor_model(settings, model, day)
@@ -461,7 +462,7 @@ def _train(settings: Settings, report: HistoryReport, tell: ProgressCallback) ->
     share = airflow_share(records, clock)
     report.airflow = _merge_airflow(report.airflow, share)
     train_run = records[0]
-    aliases = {m: registry.aliases(settings, m) for m in registry.MODEL_NAMES}
+    aliases = {m: registry.aliases(settings, m) for m in model_names()}
     state = train_run.state
     if state == "success" and not any(aliases.values()):
         state = "failed"  # a run that registered nothing (no task ran) is no train
@@ -482,7 +483,7 @@ def _newest_gates(settings: Settings) -> dict[str, dict[str, Any]]:
     from pipelines import registry
 
     gates = {}
-    for model in registry.MODEL_NAMES:
+    for model in model_names():
         newest = registry.model_overview(settings, model, limit=1)
         if newest:
             gates[model] = {k: newest[0][k] for k in ("version", "gate", "gate_reason")}

@@ -119,7 +119,7 @@ def register_shuffled_propensity(settings: Settings, template: int) -> int:
     import numpy as np
     from sklearn.base import clone
 
-    from pipelines.flows.train import load_holdout, skops_trusted_types
+    from pipelines.models.runs import load_holdout, skops_trusted_types
 
     client = registry.mlflow_client(settings)
     source = client.get_model_version("propensity", str(template))

@@ -11,8 +11,8 @@ import pandas as pd
 from pipelines.config import Settings
 from pipelines.data import contract
 from pipelines.data.partitions import partition_dir, write_table
-from pipelines.flows.monitor import _recommender_live
 from pipelines.models.recommender import BuyAgainRecommender, PopularityRecommender
+from pipelines.models.specs.recommender import live_evidence as recommender_live
 
 START = date(2026, 5, 4)
 
@@ -56,7 +56,7 @@ def test_a_buy_again_champion_is_judged_on_repeat_purchases(tmp_path: Path) -> N
     history = events[events["event_ts"] < pd.Timestamp(trained_until + timedelta(days=1), tz="UTC")]
     buy_again = BuyAgainRecommender().fit(history)
     assert buy_again.exclude_seen is False
-    evidence = _recommender_live(settings, day, trained_until, buy_again)
+    evidence = recommender_live(settings, day, trained_until, buy_again)
     assert evidence is not None, "repeat purchases are the truth a buy-again champion serves"
     scores = evidence(buy_again)
     assert scores.metrics["recall_at_10"] > 0.99
@@ -74,4 +74,4 @@ def test_a_novelty_champion_is_judged_on_items_new_to_each_customer(tmp_path: Pa
     popularity = PopularityRecommender().fit(history)
     assert popularity.exclude_seen is True
     # nobody tried anything new after training: nothing to judge a novelty champion on
-    assert _recommender_live(settings, START + timedelta(days=9), trained_until, popularity) is None
+    assert recommender_live(settings, START + timedelta(days=9), trained_until, popularity) is None

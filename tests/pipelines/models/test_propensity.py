@@ -397,7 +397,7 @@ def test_a_time_budget_cuts_the_search_and_says_so(boosted):
 def test_every_kind_of_model_loads_with_skops_trusting_the_listed_types(kind, request, frame):
     import skops.io as sio
 
-    from pipelines.flows.train import skops_trusted_types
+    from pipelines.models.runs import skops_trusted_types
 
     model = request.getfixturevalue(kind).model
     payload = sio.dumps(model)

@@ -14,8 +14,8 @@ import pytest
 from pipelines.data.generator import PlantedChange, ShopSpec
 from pipelines.gates import load_monitoring_config
 from pipelines.models.testing import synthetic_shop
-from pipelines.models.windows import REFERENCE_WEEK_DAYS
 from pipelines.monitoring.quality import MODEL_COLUMNS, alarm_figures, daily_inputs, judge_days
+from pipelines.monitoring.reference import REFERENCE_WEEK_DAYS
 
 START = date(2026, 1, 5)  # a Monday
 WATCH_FROM = START + timedelta(days=37)  # 30-day windows full in the reference week before it

@@ -6,7 +6,8 @@ import pandas as pd
 import pytest
 
 from pipelines.config import Settings
-from pipelines.flows.train import TrainingError, recommender_candidates
+from pipelines.models.runs import TrainingError
+from pipelines.models.specs.recommender import recommender_candidates
 
 ITEMS = pd.DataFrame({"item_id": ["i1", "i2"], "category": ["books", "toys"]})
 

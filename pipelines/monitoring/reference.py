@@ -1,4 +1,4 @@
-"""The spans of days a model is trained and judged on."""
+"""The drift reference: the days of a training window whose inputs a monitor compares with."""
 
 from __future__ import annotations
 
