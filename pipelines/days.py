@@ -4,13 +4,21 @@ The run's conf (``{"day": "YYYY-MM-DD"}``, as set by ``personalize run --date``)
 extra of the asset event that triggered the run (``{"day": ...}``); else the run's
 ``data_interval_start`` (daily DAGs use ``CronDataIntervalTimetable("@daily")``, so the run that
 covers day D starts its interval at D).
+
+Timestamps as int64 microseconds since the epoch (``epoch_micros*``) are the one form in which
+feature, label and online-store code compare and store instants.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
 from datetime import UTC, date, datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import numpy as np
+    import pandas as pd
+    import pyarrow as pa
 
 
 class DayNotFound(ValueError):
@@ -60,3 +68,40 @@ def end_of_day(day: date) -> datetime:
 def logical_date_for(day: date) -> datetime:
     """The logical date of the daily run covering ``day``: the end of its data interval."""
     return end_of_day(day)
+
+
+# ---- timestamps as microseconds ----------------------------------------------------------------
+
+NAT_MICROS = -(2**63)
+"""A null timestamp as int64 microseconds (numpy's NaT): before every real one."""
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MICROSECOND = timedelta(microseconds=1)
+
+
+def epoch_micros(moment: datetime) -> int:
+    """UTC microseconds since the epoch; a naive datetime is UTC (Feast's convention too)."""
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return (moment - _EPOCH) // _MICROSECOND
+
+
+def from_epoch_micros(micros: int) -> datetime:
+    """The UTC datetime of microseconds since the epoch."""
+    return _EPOCH + timedelta(microseconds=micros)
+
+
+def epoch_micros_array(values: pd.Series | pa.Array | pa.ChunkedArray) -> np.ndarray:
+    """UTC microseconds since the epoch of timestamps (a pandas Series or an Arrow column; a
+    naive one is UTC) as an int64 numpy array; null becomes :data:`NAT_MICROS`.
+    """
+    import numpy as np
+    import pandas as pd
+
+    if isinstance(values, pd.Series):
+        stamps = pd.to_datetime(values, utc=True).dt.tz_localize(None).dt.as_unit("us")
+        return stamps.to_numpy().view(np.int64)
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    micros = pc.cast(values, pa.timestamp("us", tz=getattr(values.type, "tz", None)))
+    return pc.fill_null(pc.cast(micros, pa.int64()), NAT_MICROS).to_numpy(zero_copy_only=False)

@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 
 from pipelines.data.contract import EVENT_TYPES
-from pipelines.days import end_of_day
+from pipelines.days import NAT_MICROS, end_of_day, epoch_micros, epoch_micros_array
 from pipelines.features.schema import (
     DEVICES,
     ITEM_POPULARITY,
@@ -34,7 +34,6 @@ from pipelines.features.schema import (
 MICROS_PER_DAY = 86_400_000_000
 HISTORY_DAYS = max(WINDOWS)
 RFM_BINS = 5
-NAT = np.iinfo(np.int64).min  # a null timestamp seen as int64 microseconds
 VIEW, CART, PURCHASE = (EVENT_TYPES.index(t) for t in ("view", "add_to_cart", "purchase"))
 RECENCY_COLUMNS = ("days_since_last_event", "days_since_last_purchase")
 
@@ -117,9 +116,9 @@ def item_popularity(events: pd.DataFrame, items: pd.DataFrame, day: date) -> pd.
     columns["item_price"] = known["price"].to_numpy(dtype="float64", na_value=np.nan)
     columns["item_category"] = _strings(known["category"])
     columns["item_brand"] = _strings(known["brand"])
-    launch_us = _micros(known["launched_ts"])
+    launch_us = epoch_micros_array(known["launched_ts"])
     columns["item_days_since_launch"] = np.where(
-        launch_us == NAT, np.nan, (_as_micros(end) - launch_us) / MICROS_PER_DAY
+        launch_us == NAT_MICROS, np.nan, (epoch_micros(end) - launch_us) / MICROS_PER_DAY
     )
     return _assemble(keys, end, ITEM_POPULARITY, columns)
 
@@ -175,8 +174,8 @@ class _Window:
 def _window_events(
     events: pd.DataFrame, key: str, keys: pd.Index, items: pd.DataFrame | None, end: pd.Timestamp
 ) -> _Window:
-    end_us = _as_micros(end)
-    us = _micros(events["event_ts"])
+    end_us = epoch_micros(end)
+    us = epoch_micros_array(events["event_ts"])
     entity = _positions(events[key], keys)
     keep = (entity >= 0) & (us >= end_us - HISTORY_DAYS * MICROS_PER_DAY) & (us < end_us)
     frame = events[keep]
@@ -219,9 +218,9 @@ def _recency(
     for column, mask in zip(
         RECENCY_COLUMNS, (np.ones_like(window.kind, bool), window.kind == PURCHASE), strict=True
     ):
-        last = np.full(n, NAT, dtype=np.int64)
+        last = np.full(n, NAT_MICROS, dtype=np.int64)
         np.maximum.at(last, window.entity[mask], window.us[mask])
-        days = np.where(last == NAT, np.nan, (window.end_us - last) / MICROS_PER_DAY)
+        days = np.where(last == NAT_MICROS, np.nan, (window.end_us - last) / MICROS_PER_DAY)
         result[column] = np.where(np.isnan(days), _carried(previous, column, keys, end), days)
     return result
 
@@ -245,7 +244,7 @@ def _purchase_rhythm(
     purchase = window.kind == PURCHASE
     since_us, carried = -np.inf, np.zeros(n)
     if previous is not None and not previous.empty and "purchase_days_total" in previous:
-        since_us = float(_as_micros(pd.to_datetime(previous[TIMESTAMP], utc=True).max()))
+        since_us = float(epoch_micros(pd.to_datetime(previous[TIMESTAMP], utc=True).max()))
         latest = _latest_rows(previous, "user_id")
         carried = (
             latest.set_index(latest["user_id"].astype(object))["purchase_days_total"]
@@ -389,16 +388,6 @@ def _factorized(values: pd.Series) -> np.ndarray:
     return pd.factorize(values)[0].astype(np.int64)
 
 
-def _micros(values: pd.Series) -> np.ndarray:
-    """UTC timestamps as int64 microseconds since the epoch; null becomes ``NAT``."""
-    stamps = pd.to_datetime(values, utc=True).dt.tz_localize(None).dt.as_unit("us")
-    return stamps.to_numpy().view(np.int64)
-
-
-def _as_micros(stamp: pd.Timestamp) -> int:
-    return stamp.value // 1_000
-
-
 def _ratio(numerator: np.ndarray, denominator: np.ndarray) -> np.ndarray:
     """numerator / denominator, 0 where the denominator is 0."""
     out = np.zeros(len(numerator), dtype="float64")
@@ -416,7 +405,7 @@ def _assemble(
 ) -> pd.DataFrame:
     """Key, stamp, then the schema's columns in its order, each cast to its declared dtype."""
     data = {keys.name: keys.to_numpy(dtype=object)}
-    stamps = np.full(len(keys), _as_micros(end), dtype=np.int64).view("datetime64[us]")
+    stamps = np.full(len(keys), epoch_micros(end), dtype=np.int64).view("datetime64[us]")
     data[TIMESTAMP] = pd.DatetimeIndex(stamps).tz_localize("UTC")
     for column in schema:
         values = columns[column.name]

@@ -3,8 +3,9 @@
 Materialization reads the offline parquet of the interval itself (DuckDB), keeps the latest row
 per entity and writes it in bulk, because Feast's own ``materialize`` converts every value
 through Python protobuf objects and upserts them one row and statement at a time (~7x slower
-here; see ``bench/features_store.py``). The rows are byte for byte those Feast writes (tested),
-in the local profile's ``EntityRowSQLiteOnlineStore`` (one row per entity: ``sqlite_store.py``)
+here; see ``bench/features_store.py``). The rows are byte for byte those Feast writes (tested;
+``feast_compat`` encodes them, the one module that knows Feast's protobuf and key formats), in
+the local profile's ``EntityRowSQLiteOnlineStore`` (one row per entity: ``sqlite_store.py``)
 as in Feast's own SQLite store (one row per entity and feature).
 
 **Never older over newer.** A row is written only if it is at least as new as what the online
@@ -22,7 +23,10 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
+from pipelines.days import epoch_micros_array
+from pipelines.features import feast_compat
 from pipelines.features.schema import FEATURE_TABLES, TIMESTAMP
+from pipelines.features.sql import quote_identifier, quote_literal
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -83,12 +87,12 @@ def latest_rows(view: FeatureView, start: datetime, end: datetime) -> pa.Table:
     columns = [key, TIMESTAMP, *(f.name for f in view.features)]
     if source is None or not glob.glob(source.path):
         return _empty_table(key)
-    select = ", ".join(_quote(c) for c in columns)
+    select = ", ".join(quote_identifier(c) for c in columns)
     query = f"""
         SELECT {select} FROM read_parquet($path, hive_partitioning = false, union_by_name = true)
-        WHERE {_quote(TIMESTAMP)} >= $start AND {_quote(TIMESTAMP)} < $end
-        QUALIFY row_number() OVER (PARTITION BY {_quote(key)}
-                                   ORDER BY {_quote(TIMESTAMP)} DESC) = 1
+        WHERE {quote_identifier(TIMESTAMP)} >= $start AND {quote_identifier(TIMESTAMP)} < $end
+        QUALIFY row_number() OVER (PARTITION BY {quote_identifier(key)}
+                                   ORDER BY {quote_identifier(TIMESTAMP)} DESC) = 1
     """
     with duckdb.connect() as conn:
         conn.execute("SET TimeZone = 'UTC'")
@@ -128,27 +132,31 @@ def write_online(store: FeatureStore, view: FeatureView, rows: pa.Table | pd.Dat
 def _write_entity_rows(store: FeatureStore, view: FeatureView, rows: pa.Table, key: str) -> int:
     """Upserts into ``EntityRowSQLiteOnlineStore`` (one row per entity), guarded by time.
 
-    The ``features`` blob of every row is built column by column (``value_elements``) and
-    joined per row; one ``executemany`` in one transaction writes them, in key order.
+    The ``features`` blob of every row is built column by column
+    (``feast_compat.repeated_value_elements``) and joined per row; one ``executemany`` in one
+    transaction writes them, in key order.
     """
     import numpy as np
 
-    from pipelines.features.sqlite_store import EntityRowSQLiteOnlineStore, table_name, upsert_sql
+    from pipelines.features.sqlite_store import EntityRowSQLiteOnlineStore, connect, upsert_sql
 
     config = store.config
-    keys = np.array(entity_keys(rows.column(key).to_pylist(), key, config), dtype=object)
+    keys = np.array(_entity_keys(rows.column(key).to_pylist(), key, config), dtype=object)
     order = np.argsort(keys)  # in key order the B-tree fills page after page
     rows, keys = rows.take(order), keys[order]
-    stamps = _micros(rows.column(TIMESTAMP)).tolist()
-    columns = [value_elements(rows.column(f.name), f).tolist() for f in view.features]
+    stamps = epoch_micros_array(rows.column(TIMESTAMP)).tolist()
+    columns = [
+        feast_compat.repeated_value_elements(rows.column(f.name), _feature_type(f)).tolist()
+        for f in view.features
+    ]
     blobs = [b"".join(parts) for parts in zip(*columns, strict=True)]
     params = zip(keys.tolist(), stamps, [None] * rows.num_rows, blobs, strict=True)
     path = EntityRowSQLiteOnlineStore.db_path(config)
-    conn = _sqlite_connection(path)
+    conn = connect(path)
     try:
         before = conn.total_changes
         with conn:
-            conn.executemany(upsert_sql(table_name(config, view)), params)
+            conn.executemany(upsert_sql(feast_compat.online_table_id(config, view)), params)
         changed = conn.total_changes - before
     except sqlite3.OperationalError as error:
         raise OnlineStoreError(_sqlite_error(view, path, error)) from error
@@ -174,19 +182,19 @@ def _write_sqlite(store: FeatureStore, view: FeatureView, rows: pa.Table, key: s
     SQLite here, and this binds ~2 values per cell instead of 5.
     """
     import numpy as np
-    from feast.infra.online_stores.helpers import compute_table_id
+
+    from pipelines.features.sqlite_store import connect
 
     config = store.config
-    table = compute_table_id(
-        config.project, view, config.registry.enable_online_feature_view_versioning
-    )
+    table = feast_compat.online_table_id(config, view)
     features = list(view.features)
+    types = [_feature_type(f) for f in features]
     n, width = rows.num_rows, len(features)
 
-    keys = np.array(entity_keys(rows.column(key).to_pylist(), key, config), dtype=object)
+    keys = np.array(_entity_keys(rows.column(key).to_pylist(), key, config), dtype=object)
     order = np.argsort(keys)  # in key order the B-trees fill page after page
     rows, keys = rows.take(order), keys[order]
-    stamps = _sqlite_stamps(rows.column(TIMESTAMP))
+    stamps = feast_compat.sqlite_event_timestamps(rows.column(TIMESTAMP))
 
     def chunk_params(begin: int) -> list[list[Any]]:
         part = rows.slice(begin, SQLITE_CHUNK_ROWS)
@@ -194,24 +202,26 @@ def _write_sqlite(store: FeatureStore, view: FeatureView, rows: pa.Table, key: s
         params[:, 0] = keys[begin : begin + part.num_rows]
         params[:, 1] = stamps[begin : begin + part.num_rows].tolist()
         for j, feature in enumerate(features):
-            column_values, column_texts = serialize_column(part.column(feature.name), feature)
+            column_values, column_texts = feast_compat.value_cells(
+                part.column(feature.name), types[j]
+            )
             params[:, 2 + 2 * j] = column_values
             params[:, 3 + 2 * j] = column_texts
         return params.tolist()
 
     values = ", ".join(
-        f"(?1, {_sql_text(f.name)}, ?{3 + 2 * j}, ?{4 + 2 * j}, ?2, NULL)"
+        f"(?1, {quote_literal(f.name)}, ?{3 + 2 * j}, ?{4 + 2 * j}, ?2, NULL)"
         for j, f in enumerate(features)
     )
     upsert = (
-        f"INSERT INTO {_quote(table)} "
+        f"INSERT INTO {quote_identifier(table)} "
         "(entity_key, feature_name, value, value_text, event_ts, created_ts) "
         f"VALUES {values} ON CONFLICT(entity_key, feature_name) DO UPDATE SET "
         "value = excluded.value, value_text = excluded.value_text, "
         "event_ts = excluded.event_ts, created_ts = excluded.created_ts "
-        f"WHERE excluded.event_ts >= {_quote(table)}.event_ts"
+        f"WHERE excluded.event_ts >= {quote_identifier(table)}.event_ts"
     )
-    conn = _sqlite_connection(config.online_store.path)
+    conn = connect(config.online_store.path)
     try:
         before = conn.total_changes
         # one connection, one thread: sharing it with a helper thread misbehaved under load
@@ -246,14 +256,11 @@ def online_timestamps(
     store: FeatureStore, view: FeatureView, entity_ids: Sequence[str]
 ) -> list[datetime | None]:
     """The event timestamp the online store holds for each entity of ``view`` (None: nothing)."""
-    from feast.protos.feast.types.EntityKey_pb2 import EntityKey
-    from feast.protos.feast.types.Value_pb2 import Value
-
     key = view.entity_columns[0].name
     result: list[datetime | None] = []
     for begin in range(0, len(entity_ids), WRITE_BATCH_ROWS):
         batch = entity_ids[begin : begin + WRITE_BATCH_ROWS]
-        keys = [EntityKey(join_keys=[key], entity_values=[Value(string_val=e)]) for e in batch]
+        keys = feast_compat.string_entity_key_protos(key, batch)
         read = store.provider.online_read(
             config=store.config,
             table=view,
@@ -371,14 +378,6 @@ def _utc_column(frame: pd.DataFrame, column: str) -> pd.Series:
     return stamps.astype("datetime64[us, UTC]")
 
 
-def _quote(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
-
-
-def _sql_text(value: str) -> str:
-    return "'" + value.replace("'", "''") + "'"
-
-
 def _empty_table(key: str) -> pa.Table:
     import pyarrow as pa
 
@@ -402,152 +401,19 @@ def _latest_per_key(rows: pa.Table, key: str) -> pa.Table:
     return rows.take(np.sort(order[last]))
 
 
-def entity_keys(ids: Sequence[Any], key: str, config: Any) -> list[bytes]:
-    """Feast's serialized entity keys (``serialize_entity_key``) of single string join keys.
-
-    Version 3 of the encoding is written directly (~20x faster than building an ``EntityKey``
-    proto per id); any other version goes through Feast.
-    """
-    import struct
-
-    version = config.entity_key_serialization_version
-    if version != 3:
-        from feast.infra.key_encoding_utils import serialize_entity_key
-        from feast.protos.feast.types.EntityKey_pb2 import EntityKey
-        from feast.protos.feast.types.Value_pb2 import Value
-
-        return [
-            serialize_entity_key(
-                EntityKey(join_keys=[key], entity_values=[Value(string_val=str(i))]), version
-            )
-            for i in ids
-        ]
-    string_type = 2  # feast.value_type.ValueType.STRING
-    name = key.encode("utf8")
-    prefix = struct.pack("<III", 1, string_type, len(name)) + name + struct.pack("<I", string_type)
-    length = struct.Struct("<I").pack
-    encoded = (str(i).encode("utf8") for i in ids)
-    return [prefix + length(len(value)) + value for value in encoded]
-
-
-def serialize_column(column: pa.ChunkedArray, feature: Any) -> tuple[Any, Any]:
-    """Feast's bytes (a ``Value`` proto) and ``value_text`` for every value of a column.
-
-    Doubles are packed directly (tag 5, fixed64: what protobuf writes for ``double_val``); ints
-    and strings are converted once per distinct value and gathered by index, so a day's counts
-    and categories cost a few thousand protobuf calls, not one per cell. Null and NaN become
-    the empty ``Value``, as Feast writes them.
-    """
-    import struct
-
-    import numpy as np
-    import pyarrow as pa
-    import pyarrow.compute as pc
-    from feast.protos.feast.types.Value_pb2 import Value
-
-    kind = str(feature.dtype)
-    if kind not in ("Int64", "Float64", "String"):
-        raise OnlineStoreError(f"feature {feature.name} has unsupported type {feature.dtype}")
-    null_blob = Value().SerializeToString()
-    if kind == "Float64":
-        numbers = pc.cast(column, pa.float64()).to_numpy(zero_copy_only=False)
-        missing = np.isnan(numbers)
-        pack = struct.Struct("<Bd").pack
-        floats = numbers.tolist()
-        blobs = np.array([pack(0x29, v) for v in floats], dtype=object)
-        texts = np.array([str(v) for v in floats], dtype=object)
-        blobs[missing], texts[missing] = null_blob, None
-        return blobs, texts
-    field, convert = ("int64_val", int) if kind == "Int64" else ("string_val", str)
-    encoded = pc.dictionary_encode(column).combine_chunks()
-    uniques = encoded.dictionary.to_pylist()
-    blobs = np.empty(len(uniques) + 1, dtype=object)
-    texts = np.empty(len(uniques) + 1, dtype=object)
-    for i, value in enumerate(uniques):
-        value = convert(value)
-        blobs[i] = Value(**{field: value}).SerializeToString()
-        texts[i] = value if kind == "String" else str(value)
-    blobs[-1], texts[-1] = null_blob, None
-    indices = encoded.indices.fill_null(len(uniques)).to_numpy(zero_copy_only=False)
-    return blobs[indices], texts[indices]
-
-
-def value_elements(column: pa.ChunkedArray, feature: Any) -> Any:
-    """Every value of a column as an element of a ``RepeatedValue`` proto (field 1: tag,
-    length, the ``Value`` bytes), so a row's elements joined in feature order are its
-    ``features`` blob in ``EntityRowSQLiteOnlineStore``.
-
-    Doubles are packed directly; ints and strings are converted once per distinct value and
-    gathered by index. Null and NaN become the empty ``Value``, as Feast writes them.
-    """
-    import struct
-
-    import numpy as np
-    import pyarrow as pa
-    import pyarrow.compute as pc
-    from feast.protos.feast.types.Value_pb2 import Value
-
-    kind = str(feature.dtype)
-    if kind not in ("Int64", "Float64", "String"):
-        raise OnlineStoreError(f"feature {feature.name} has unsupported type {feature.dtype}")
-    null_element = b"\x0a\x00"
-    if kind == "Float64":
-        numbers = pc.cast(column, pa.float64()).to_numpy(zero_copy_only=False)
-        pack = struct.Struct("<BBBd").pack  # element tag, length 9, double_val tag, value
-        elements = np.array([pack(0x0A, 9, 0x29, v) for v in numbers.tolist()], dtype=object)
-        elements[np.isnan(numbers)] = null_element
-        return elements
-    field, convert = ("int64_val", int) if kind == "Int64" else ("string_val", str)
-    encoded = pc.dictionary_encode(column).combine_chunks()
-    uniques = encoded.dictionary.to_pylist()
-    elements = np.empty(len(uniques) + 1, dtype=object)
-    for i, value in enumerate(uniques):
-        blob = Value(**{field: convert(value)}).SerializeToString()
-        elements[i] = b"\x0a" + _varint(len(blob)) + blob
-    elements[-1] = null_element
-    indices = encoded.indices.fill_null(len(uniques)).to_numpy(zero_copy_only=False)
-    return elements[indices]
-
-
-def _varint(value: int) -> bytes:
-    out = bytearray()
-    while value >= 0x80:
-        out.append((value & 0x7F) | 0x80)
-        value >>= 7
-    out.append(value)
-    return bytes(out)
-
-
-def _micros(column: pa.ChunkedArray) -> Any:
-    """UTC microseconds since the epoch of a timestamp column (a naive one is UTC)."""
-    import pyarrow as pa
-    import pyarrow.compute as pc
-
-    micros = pc.cast(column, pa.timestamp("us", tz=getattr(column.type, "tz", None)))
-    return pc.cast(micros, pa.int64()).to_numpy(zero_copy_only=False)
-
-
-def _sqlite_stamps(column: pa.ChunkedArray) -> Any:
-    """``event_ts`` as Feast's SQLite store writes it (its datetime adapter: ``int(ts.timestamp())``
-    of the naive UTC time), computed once per distinct stamp."""
-    import numpy as np
-    import pyarrow.compute as pc
-
-    encoded = pc.dictionary_encode(column).combine_chunks()
-    converted = np.array(
-        [
-            int(ts.astimezone(UTC).replace(tzinfo=None).timestamp())
-            for ts in encoded.dictionary.to_pylist()
-        ],
-        dtype=np.int64,
+def _entity_keys(ids: Sequence[Any], key: str, config: Any) -> list[bytes]:
+    """Feast's serialized entity keys of single string join keys, as the store is configured."""
+    return feast_compat.serialize_string_entity_keys(
+        key, ids, config.entity_key_serialization_version
     )
-    return converted[encoded.indices.to_numpy(zero_copy_only=False)]
 
 
-def _sqlite_connection(path: str) -> sqlite3.Connection:
-    # used by one writer thread at a time (see _write_sqlite)
-    conn = sqlite3.connect(path, timeout=30, check_same_thread=False)
-    # WAL: serving keeps reading while a day is written; NORMAL is durable at checkpoints
-    conn.execute("PRAGMA journal_mode = WAL")
-    conn.execute("PRAGMA synchronous = NORMAL")
-    return conn
+def _feature_type(feature: Any) -> str:
+    """The Feast type of a feature, if the bulk writer can encode it."""
+    kind = str(feature.dtype)
+    if kind not in feast_compat.ENCODED_TYPES:
+        raise OnlineStoreError(
+            f"feature {feature.name} has unsupported type {feature.dtype}; the bulk writer "
+            f"encodes {feast_compat.ENCODED_TYPES}"
+        )
+    return kind

@@ -26,29 +26,35 @@ from __future__ import annotations
 import sqlite3
 import threading
 from collections.abc import Callable, Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
-from pipelines.features.feast_compat import import_feast
+from pipelines.days import epoch_micros, from_epoch_micros
+from pipelines.features.feast_compat import (
+    empty_value,
+    import_feast,
+    online_table_id,
+    parse_repeated_value,
+    serialize_entity_key,
+    serialize_repeated_value,
+)
+from pipelines.features.sql import quote_identifier
 
 import_feast()  # before Feast's first import: see import_feast
 
+# Feast's documented extension point for a custom online store
 from feast import Entity  # noqa: E402
 from feast.feature_view import FeatureView  # noqa: E402
-from feast.infra.key_encoding_utils import serialize_entity_key  # noqa: E402
-from feast.infra.online_stores.helpers import compute_table_id  # noqa: E402
 from feast.infra.online_stores.online_store import OnlineStore  # noqa: E402
-from feast.protos.feast.types.EntityKey_pb2 import EntityKey as EntityKeyProto  # noqa: E402
-from feast.protos.feast.types.Value_pb2 import RepeatedValue  # noqa: E402
-from feast.protos.feast.types.Value_pb2 import Value as ValueProto  # noqa: E402
 from feast.repo_config import FeastConfigBaseModel, RepoConfig  # noqa: E402
 from pydantic import StrictStr  # noqa: E402
 
+if TYPE_CHECKING:
+    from pipelines.features.feast_compat import EntityKeyProto, ValueProto
+
 TYPE = "pipelines.features.sqlite_store.EntityRowSQLiteOnlineStore"
 SCHEMA_TABLE = "_entity_row_schema"
-EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-MICROSECOND = timedelta(microseconds=1)
 
 
 class EntityRowSQLiteOnlineStoreConfig(FeastConfigBaseModel):
@@ -92,22 +98,21 @@ class EntityRowSQLiteOnlineStore(OnlineStore):
         progress: Callable[[int], Any] | None,
     ) -> None:
         names = [f.name for f in table.features]
-        empty = ValueProto()
+        empty = empty_value()
         version = config.entity_key_serialization_version
         rows = []
         for entity_key, values, event_ts, created_ts in data:
-            blob = RepeatedValue(val=[values.get(name, empty) for name in names])
             rows.append(
                 (
-                    serialize_entity_key(entity_key, entity_key_serialization_version=version),
-                    to_micros(event_ts),
-                    None if created_ts is None else to_micros(created_ts),
-                    blob.SerializeToString(),
+                    serialize_entity_key(entity_key, version),
+                    epoch_micros(event_ts),
+                    None if created_ts is None else epoch_micros(created_ts),
+                    serialize_repeated_value([values.get(name, empty) for name in names]),
                 )
             )
         conn = self._get_conn(config)
         with conn:
-            conn.executemany(upsert_sql(table_name(config, table)), rows)
+            conn.executemany(upsert_sql(online_table_id(config, table)), rows)
         if progress:
             progress(len(data))
 
@@ -121,16 +126,14 @@ class EntityRowSQLiteOnlineStore(OnlineStore):
         requested_features: list[str] | None = None,
     ) -> list[tuple[datetime | None, dict[str, ValueProto] | None]]:
         version = config.entity_key_serialization_version
-        keys = [
-            serialize_entity_key(k, entity_key_serialization_version=version) for k in entity_keys
-        ]
+        keys = [serialize_entity_key(k, version) for k in entity_keys]
         names = [f.name for f in table.features]
         wanted = names if requested_features is None else requested_features
         positions = {name: i for i, name in enumerate(names)}
         picks = [(name, positions[name]) for name in wanted if name in positions]
         conn = self._get_conn(config)
         found: dict[bytes, tuple[int, bytes]] = {}
-        name = quote(table_name(config, table))
+        name = quote_identifier(online_table_id(config, table))
         # within SQLite's bound-parameter limit (32766 since 3.32)
         for begin in range(0, len(keys), 30_000):
             part = keys[begin : begin + 30_000]
@@ -146,10 +149,10 @@ class EntityRowSQLiteOnlineStore(OnlineStore):
             if row is None:
                 result.append((None, None))
                 continue
-            values = RepeatedValue.FromString(row[1]).val
+            values = parse_repeated_value(row[1])
             count = len(values)
-            features = {n: values[i] if i < count else ValueProto() for n, i in picks}
-            result.append((from_micros(row[0]), features))
+            features = {n: values[i] if i < count else empty_value() for n, i in picks}
+            result.append((from_epoch_micros(row[0]), features))
         return result
 
     # ---- infrastructure -----------------------------------------------------------------------
@@ -170,20 +173,21 @@ class EntityRowSQLiteOnlineStore(OnlineStore):
                 "(table_name TEXT PRIMARY KEY, features TEXT NOT NULL)"
             )
             for view in tables_to_keep:
-                name = table_name(config, view)
+                name = online_table_id(config, view)
+                table = quote_identifier(name)
                 features = "\n".join(f.name for f in view.features)
                 known = conn.execute(
                     f"SELECT features FROM {SCHEMA_TABLE} WHERE table_name = ?", (name,)
                 ).fetchone()
-                layout = {row[1] for row in conn.execute(f"PRAGMA table_info({quote(name)})")}
+                layout = {row[1] for row in conn.execute(f"PRAGMA table_info({table})")}
                 if (known is not None and known[0] != features) or (
                     layout and "features" not in layout
                 ):
                     # positional values of other features, or Feast's own one-row-per-feature
                     # table of an older state dir: the rows cannot be read any more
-                    conn.execute(f"DROP TABLE IF EXISTS {quote(name)}")
+                    conn.execute(f"DROP TABLE IF EXISTS {table}")
                 conn.execute(
-                    f"CREATE TABLE IF NOT EXISTS {quote(name)} (entity_key BLOB PRIMARY KEY, "
+                    f"CREATE TABLE IF NOT EXISTS {table} (entity_key BLOB PRIMARY KEY, "
                     "event_ts INTEGER NOT NULL, created_ts INTEGER, features BLOB NOT NULL)"
                 )
                 conn.execute(
@@ -191,7 +195,7 @@ class EntityRowSQLiteOnlineStore(OnlineStore):
                     (name, features),
                 )
             for view in tables_to_delete:
-                self._drop(conn, table_name(config, view))
+                self._drop(conn, online_table_id(config, view))
 
     def teardown(
         self, config: RepoConfig, tables: Sequence[FeatureView], entities: Sequence[Entity]
@@ -201,14 +205,14 @@ class EntityRowSQLiteOnlineStore(OnlineStore):
         conn = self._get_conn(config)
         with conn:
             for view in tables:
-                self._drop(conn, table_name(config, view))
+                self._drop(conn, online_table_id(config, view))
         with self._lock:
             conn.close()
             self._conn = None
 
     @staticmethod
     def _drop(conn: sqlite3.Connection, name: str) -> None:
-        conn.execute(f"DROP TABLE IF EXISTS {quote(name)}")
+        conn.execute(f"DROP TABLE IF EXISTS {quote_identifier(name)}")
         exists = conn.execute(
             "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (SCHEMA_TABLE,)
         ).fetchone()
@@ -219,19 +223,14 @@ class EntityRowSQLiteOnlineStore(OnlineStore):
 # ---- shared with the bulk writer (pipelines.features.online) ------------------------------------
 
 
-def table_name(config: RepoConfig, view: FeatureView) -> str:
-    return compute_table_id(
-        config.project, view, config.registry.enable_online_feature_view_versioning
-    )
-
-
 def upsert_sql(name: str) -> str:
     """The guarded upsert of one (entity_key, event_ts, created_ts, features) row."""
+    table = quote_identifier(name)
     return (
-        f"INSERT INTO {quote(name)} (entity_key, event_ts, created_ts, features) "
+        f"INSERT INTO {table} (entity_key, event_ts, created_ts, features) "
         "VALUES (?, ?, ?, ?) ON CONFLICT(entity_key) DO UPDATE SET "
         "event_ts = excluded.event_ts, created_ts = excluded.created_ts, "
-        f"features = excluded.features WHERE excluded.event_ts >= {quote(name)}.event_ts"
+        f"features = excluded.features WHERE excluded.event_ts >= {table}.event_ts"
     )
 
 
@@ -242,18 +241,3 @@ def connect(path: str) -> sqlite3.Connection:
     conn.execute("PRAGMA journal_mode = WAL")
     conn.execute("PRAGMA synchronous = NORMAL")
     return conn
-
-
-def to_micros(moment: datetime) -> int:
-    """UTC microseconds since the epoch; a naive datetime is UTC (Feast's convention)."""
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
-    return (moment - EPOCH) // MICROSECOND
-
-
-def from_micros(micros: int) -> datetime:
-    return EPOCH + timedelta(microseconds=micros)
-
-
-def quote(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'

@@ -16,7 +16,7 @@ from contextlib import closing, contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from pipelines.features.feast_compat import import_feast
+from pipelines.features.feast_compat import ENTITY_KEY_SERIALIZATION_VERSION, import_feast
 
 if TYPE_CHECKING:
     from feast import FeatureService, FeatureStore
@@ -64,7 +64,7 @@ def feature_store_config(settings: Settings) -> dict[str, Any]:
         },
         "online_store": online_store,
         "offline_store": {"type": "duckdb"},
-        "entity_key_serialization_version": 3,
+        "entity_key_serialization_version": ENTITY_KEY_SERIALIZATION_VERSION,
     }
 
 

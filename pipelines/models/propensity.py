@@ -43,6 +43,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
+from pipelines.days import epoch_micros, epoch_micros_array
 from pipelines.features.compute import day_end
 from pipelines.features.schema import TIMESTAMP
 
@@ -123,7 +124,9 @@ def purchase_labels(
     user_ids = known["user_id"].astype(str).to_numpy(dtype=object)
     # no sign-up time: not known yet (as for user_activity, where NaT < end is False)
     signup_us = np.where(
-        known["signup_ts"].isna().to_numpy(), np.iinfo(np.int64).max, _micros(known["signup_ts"])
+        known["signup_ts"].isna().to_numpy(),
+        np.iinfo(np.int64).max,
+        epoch_micros_array(known["signup_ts"]),
     )
     order = np.argsort(user_ids, kind="stable")
     user_ids, signup_us = user_ids[order], signup_us[order]
@@ -132,12 +135,12 @@ def purchase_labels(
     # every purchase as the position of its buyer among the known users (-1: unknown buyer);
     # integer positions keep this linear -- np.isin on object arrays is quadratic in practice
     buyer = pd.Index(user_ids).get_indexer(bought["user_id"].astype(str).to_numpy(dtype=object))
-    bought_us = _micros(bought["event_ts"])
+    bought_us = epoch_micros_array(bought["event_ts"])
     horizon_us = horizon_days * 86_400_000_000
 
     parts = []
     for day in days:
-        end_us = day_end(day).value // 1_000
+        end_us = epoch_micros(day_end(day))
         member = signup_us < end_us
         in_window = (bought_us >= end_us) & (bought_us < end_us + horizon_us) & (buyer >= 0)
         bought_in_window = np.zeros(len(user_ids), dtype=bool)
@@ -153,12 +156,6 @@ def purchase_labels(
             )
         )
     return pd.concat(parts, ignore_index=True)
-
-
-def _micros(values: pd.Series) -> np.ndarray:
-    """UTC timestamps as int64 microseconds (null -> int64 min, before every day)."""
-    stamps = pd.to_datetime(values, utc=True).dt.tz_localize(None).astype("datetime64[us]")
-    return stamps.to_numpy().view(np.int64)
 
 
 def _check_horizon(horizon_days: int) -> None:
@@ -192,7 +189,10 @@ class SplitDates:
 
 
 @dataclass(frozen=True)
-class TemporalSplit:
+class SnapshotSplit:
+    """Labelled snapshot rows cut by snapshot time into train, valid and test (see
+    :func:`temporal_split`), with the dates of each part."""
+
     train: pd.DataFrame
     valid: pd.DataFrame
     test: pd.DataFrame
@@ -208,7 +208,7 @@ def temporal_split(
     test_fraction: float = 0.15,
     gap_days: int = DEFAULT_HORIZON_DAYS,
     test_gap_days: int = 0,
-) -> TemporalSplit:
+) -> SnapshotSplit:
     """Train | gap | valid | test by snapshot time (``event_timestamp``), never shuffled.
 
     Test is the last ``test_days`` distinct snapshots (else ``test_fraction`` of them, at least
@@ -276,7 +276,7 @@ def temporal_split(
         gap_days=gap_days,
         test_gap_days=test_gap_days,
     )
-    return TemporalSplit(rows(train_stamps), rows(valid_stamps), rows(test_stamps), dates)
+    return SnapshotSplit(rows(train_stamps), rows(valid_stamps), rows(test_stamps), dates)
 
 
 def _before(snapshots: pd.DatetimeIndex, first_later: pd.Timestamp, gap_days: int) -> np.ndarray:
@@ -1202,13 +1202,13 @@ def propensity_frame(
             f"{horizon_days}-day label; pass a longer log or a shorter horizon"
         )
     wanted = set(days)
-    order = np.argsort(_micros(events["event_ts"]), kind="stable")
+    order = np.argsort(epoch_micros_array(events["event_ts"]), kind="stable")
     events = events.iloc[order]
-    us = _micros(events["event_ts"])
+    us = epoch_micros_array(events["event_ts"])
     activity, previous = [], None
     for offset in range((days[-1] - first_day).days + 1):
         day = first_day + timedelta(days=offset)
-        end_us = day_end(day).value // 1_000
+        end_us = epoch_micros(day_end(day))
         start_us = end_us - HISTORY_DAYS * 86_400_000_000
         lo, hi = np.searchsorted(us, [start_us, end_us])
         previous = user_activity(events.iloc[lo:hi], users, items, day, previous=previous)

@@ -84,12 +84,12 @@ __all__ = [
     "CategoryAffinityRecommender",
     "EASERecommender",
     "Evaluation",
+    "InteractionSplit",
     "ItemKNNRecommender",
     "OracleRecommender",
     "PopularityRecommender",
     "Recommender",
     "Selection",
-    "TemporalSplit",
     "benchmark_recommenders",
     "blend_scores",
     "default_candidates",
@@ -943,7 +943,7 @@ def parse_exclude_seen(value: str | bool) -> str | bool:
 
 
 @dataclass(frozen=True)
-class TemporalSplit:
+class InteractionSplit:
     """Interactions cut into train, validation and test — by day (``protocol="temporal"``, the
     last days are test) or at random per user (``protocol="random"``).
 
@@ -967,9 +967,6 @@ class TemporalSplit:
     @property
     def train_and_valid(self) -> pd.DataFrame:
         return pd.concat([self.train, self.valid], ignore_index=True)
-
-
-Split = TemporalSplit
 
 
 def holdout_truth(
@@ -1034,7 +1031,7 @@ def split_interactions(
     relevant_events: Iterable[str] | None = None,
     weights: Mapping[str, float] | None = None,
     include_seen: bool = False,
-) -> TemporalSplit:
+) -> InteractionSplit:
     """The last ``test_days`` UTC days are test, the ``valid_days`` before them validation.
 
     Novel-only test relevance excludes what the user touched in train *or* validation (the
@@ -1062,7 +1059,7 @@ def split_interactions(
     valid = frame[(stamps >= valid_start) & (stamps < test_start)].reset_index(drop=True)
     test = frame[stamps >= test_start].reset_index(drop=True)
     options = {"weights": weights, "relevant_events": relevant_events, "include_seen": include_seen}
-    return TemporalSplit(
+    return InteractionSplit(
         train=train,
         valid=valid,
         test=test,
@@ -1099,7 +1096,7 @@ def random_split_interactions(
     relevant_events: Iterable[str] | None = None,
     weights: Mapping[str, float] | None = None,
     include_seen: bool = False,
-) -> TemporalSplit:
+) -> InteractionSplit:
     """Random per-user holdout: each user with two or more interactions keeps ``test_fraction``
     of their rows (drawn with ``seed``) for test; validation is ``valid_fraction`` (default the
     same fraction) of each user's remaining rows. Timestamps, if any, are kept but carry no
@@ -1118,7 +1115,7 @@ def random_split_interactions(
     if test.empty or valid.empty:
         raise ValueError("a random per-user split needs users with at least two interactions")
     options = {"weights": weights, "relevant_events": relevant_events, "include_seen": include_seen}
-    return TemporalSplit(
+    return InteractionSplit(
         train=train,
         valid=valid,
         test=test,
@@ -1143,7 +1140,7 @@ def split_events(
     seed: int = 0,
     include_seen: bool = False,
     relevant_events: Iterable[str] | None = None,
-) -> TemporalSplit:
+) -> InteractionSplit:
     """:func:`split_interactions` (``valid_days`` defaults to ``test_days``) or
     :func:`random_split_interactions`, by ``protocol``."""
     if protocol == "temporal":
@@ -1451,7 +1448,7 @@ def _score_on_test(
 
 
 def evaluate_split(
-    split: TemporalSplit,
+    split: InteractionSplit,
     *,
     k: int = 10,
     seed: int = 0,
@@ -1761,7 +1758,7 @@ def evaluate_files(
             held = _held_per_user(train["user_id"], 0.1, np.random.default_rng(seed))
             fit_part, valid_part = train[~held], train[held]
             how = f"random 10% of each user's rows (seed {seed})"
-        split = TemporalSplit(
+        split = InteractionSplit(
             train=fit_part.reset_index(drop=True),
             valid=valid_part.reset_index(drop=True),
             test=test,

@@ -15,7 +15,6 @@ from pipelines.features import store as feast_store
 from pipelines.features.offline import write_offline_partition
 from pipelines.features.online import (
     OnlineStoreError,
-    entity_keys,
     materialize_interval,
     online_feature_values,
     online_features,
@@ -238,24 +237,3 @@ def test_bad_requests_are_refused_with_the_reason(settings: Settings) -> None:
         materialize_interval(settings, STAMP1, STAMP2, tables=["nope"])
     with pytest.raises(OnlineStoreError, match="empty interval"):
         materialize_interval(settings, STAMP2, STAMP1)
-
-
-def test_entity_keys_are_feasts_serialization() -> None:
-    feast_store.import_feast()
-    from feast.infra.key_encoding_utils import serialize_entity_key
-    from feast.protos.feast.types.EntityKey_pb2 import EntityKey
-    from feast.protos.feast.types.Value_pb2 import Value
-
-    class Config:
-        entity_key_serialization_version = 3
-
-    ids = ["u1", "", "ünïcødé-42", "x" * 300]
-
-    ours = entity_keys(ids, "user_id", Config())
-
-    assert ours == [
-        serialize_entity_key(
-            EntityKey(join_keys=["user_id"], entity_values=[Value(string_val=i)]), 3
-        )
-        for i in ids
-    ]
