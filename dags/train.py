@@ -1,13 +1,13 @@
 """
-### train — fit, register, gate and promote the three models
+### train — fit, register, gate and promote every model of the catalogue
 
 Weekly (Monday 04:00 UTC, on the week that just ended), on demand with
 `personalize train [MODEL] [--date D]`, and when monitoring sees drift (a triggered run whose conf
 names the day and the model).
 The run's conf may name the models to train: `{"day": "YYYY-MM-DD", "models": ["propensity"]}`;
-the tasks of the other models are skipped.
+the other models' train, gate and promote tasks are skipped (Airflow state `skipped`).
 
-For each of `propensity`, `recommender`, `segmentation`:
+For each model of `pipelines/models/catalog.py` (`propensity`, `recommender`, `segmentation`):
 
 1. **train** — build the training set (point-in-time correct, from Feast) over the window ending at
    the day, fit the candidates, evaluate on a temporal test split, log everything to MLflow

@@ -16,6 +16,7 @@ from pipelines.cli.common import (
     plain,
     settings_of,
 )
+from pipelines.models.catalog import spec_of
 
 features_app = typer.Typer(help="Look at the feature store.", no_args_is_help=True)
 app.add_typer(features_app, name="features")
@@ -27,7 +28,7 @@ def features_show(
     user_id: Annotated[str, typer.Argument(help="The user whose online features to print.")],
     service: Annotated[
         str, typer.Option(help="Feature service: propensity_v1 or recommender_v1.")
-    ] = "propensity_v1",
+    ] = spec_of("propensity").feature_service or "propensity_v1",
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
     """Print a user's features as the online store serves them right now."""

@@ -24,19 +24,13 @@ from pipelines.cli.common import (
     settings_of,
     usage_error,
 )
+from pipelines.models.catalog import model_names, spec_of
 
-MODELS_HELP = "propensity, recommender or segmentation"
+MODELS_HELP = " or ".join(", ".join(model_names()).rsplit(", ", 1))
 SHORT_METRIC = {"test_roc_auc": "auc", "test_ndcg_at_10": "ndcg@10", "silhouette": "silh"}
-KEY_METRICS = {
-    "propensity": ("test_roc_auc", "test_brier", "test_roc_auc_vs_oracle"),
-    "recommender": ("test_ndcg_at_10", "baseline_test_ndcg_at_10", "ndcg_at_10_vs_oracle"),
-    "segmentation": ("silhouette", "k", "smallest_segment_share"),
-}
 
 
 def _check_model(model: str) -> str:
-    from pipelines.models.catalog import model_names
-
     if model not in model_names():
         raise usage_error(f"unknown model {model!r}; expected {MODELS_HELP}")
     return model
@@ -106,7 +100,8 @@ def models(
             console.print(f"{name}: no versions yet (`personalize train {name}`)")
             continue
         table = Table(title=name)
-        for column in ("version", "aliases", "created", "window", "gate", *KEY_METRICS[name]):
+        key_metrics = spec_of(name).key_metrics
+        for column in ("version", "aliases", "created", "window", "gate", *key_metrics):
             table.add_column(column)
         for row in rows:
             metrics = row["metrics"]
@@ -116,7 +111,7 @@ def models(
                 row["created"][:16],
                 row["window"],
                 row["gate"] or "—",
-                *(_number(metrics.get(m)) for m in KEY_METRICS[name]),
+                *(_number(metrics.get(m)) for m in key_metrics),
             )
         console.print(table)
 

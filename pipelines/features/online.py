@@ -277,7 +277,7 @@ def online_timestamps(
 def online_features(
     settings: Settings,
     entity_ids: Sequence[str],
-    service: str = "propensity_v1",
+    service: str,
     *,
     item_ids: Sequence[str] | None = None,
 ) -> pd.DataFrame:
@@ -295,7 +295,7 @@ def online_features(
 def online_feature_values(
     settings: Settings,
     entity_ids: Sequence[str],
-    service: str = "propensity_v1",
+    service: str,
     *,
     item_ids: Sequence[str] | None = None,
 ) -> dict[str, list[Any]]:

@@ -83,17 +83,18 @@ def train_day(settings: Settings, context: Mapping[str, Any]) -> date:
 # ---- DAG task bodies --------------------------------------------------------------------------
 
 
-def train_for_run(model: str, context: Mapping[str, Any]) -> dict[str, Any] | None:
+def train_for_run(model: str, context: Mapping[str, Any]) -> dict[str, Any]:
+    from airflow.sdk.exceptions import AirflowSkipException
+
     from pipelines.config import get_settings
 
     if not model_requested(model, context):
-        return None
+        # skipped, with its gate and promotion after it: nothing of this model is touched
+        raise AirflowSkipException(f"{model} is not among the models this run's conf names")
     settings = get_settings()
     try:
         return train_model(settings, model, train_day(settings, context)).to_xcom()
     except NotEnoughHistory as young:
-        from airflow.sdk.exceptions import AirflowSkipException
-
         # a retrain asked for on a shop with a week of history is not an incident: the task is
         # skipped with the reason, the champion stays, and the next run tries again
         raise AirflowSkipException(str(young)) from young

@@ -43,6 +43,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
+from pipelines.config import Settings
 from pipelines.days import epoch_micros, epoch_micros_array
 from pipelines.features.compute import day_end
 from pipelines.features.schema import TIMESTAMP
@@ -54,7 +55,8 @@ if TYPE_CHECKING:
 USER_ID = "user_id"
 LABEL = "label"
 KEY_COLUMNS = (USER_ID, TIMESTAMP)
-DEFAULT_HORIZON_DAYS = 7  # the default of Settings.propensity_horizon_days (and of the truth)
+# one definition of the label horizon: the settings' default (PERSONALIZE_PROPENSITY_HORIZON_DAYS)
+DEFAULT_HORIZON_DAYS: int = Settings.model_fields["propensity_horizon_days"].default
 CALIBRATION_METHODS = ("sigmoid", "isotonic")
 CANDIDATES = ("logistic", "sparse_logistic", "hist_gradient_boosting")
 # L1 strengths tried (smaller keeps fewer features); weaker ones kept ~all 30 features, scored

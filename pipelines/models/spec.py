@@ -62,3 +62,5 @@ class ModelSpec:
         | None
     ) = None
     live_evidence: Callable[[Settings, date, date, Any], LiveEvidence | None] | None = None
+    # what `personalize models` shows of each version, the headline first
+    key_metrics: tuple[str, ...] = ()

@@ -136,6 +136,7 @@ class RunRecord:
     run_id: str | None
     state: RunState
     failed_tasks: list[FailedTask] = field(default_factory=list)
+    skipped_tasks: list[str] = field(default_factory=list)  # task ids, sorted
     duration_s: float = 0.0
     # (asset URI as declared, event extra), in the order the run emitted them
     asset_events: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
@@ -436,6 +437,17 @@ class _Chain:
                 FailedTask(task_id, errors.get((task_id, map_index)), map_index)
                 for task_id, map_index in failed
             ]
+            skipped_tasks = list(
+                session.scalars(
+                    select(TaskInstance.task_id)
+                    .where(
+                        TaskInstance.dag_id == dag.dag_id,
+                        TaskInstance.run_id == run_id,
+                        TaskInstance.state == TaskInstanceState.SKIPPED,
+                    )
+                    .order_by(TaskInstance.task_id)
+                )
+            )
             events = session.execute(
                 select(AssetEvent.id, AssetEvent.extra, AssetEvent.timestamp, AssetModel)
                 .join(AssetModel, AssetModel.id == AssetEvent.asset_id)
@@ -457,6 +469,7 @@ class _Chain:
             run_id=run_id,
             state=state,
             failed_tasks=failed_tasks,
+            skipped_tasks=skipped_tasks,
             asset_events=asset_events,
             follow_ups=[follow_up for _, follow_up in follow_ups],
         )

@@ -104,6 +104,12 @@ def test_a_run_for_one_model_skips_the_others(trained: tuple[Settings, list]) ->
         if r.dag_id == "train"
     ]
     assert record.state == "success"
+    others = [
+        f"{step}_{m}"
+        for m in ("propensity", "recommender")
+        for step in ("gate", "promote", "train")
+    ]
+    assert record.skipped_tasks == sorted(others), "the other models are skipped, not run empty"
     after = {m: len(registry.versions(settings, m)) for m in model_names()}
     assert after == {**before, "segmentation": before["segmentation"] + 1}
     newest = registry.versions(settings, "segmentation")[0]

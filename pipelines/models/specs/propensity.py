@@ -223,4 +223,5 @@ SPEC = ModelSpec(
     monitor_inputs=monitor_inputs,
     prediction_column="score",
     live_evidence=live_evidence,
+    key_metrics=("test_roc_auc", "test_brier", "test_roc_auc_vs_oracle"),
 )

@@ -47,7 +47,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-FEATURE_SERVICE = "recommender_v1"
 PURPOSE = (
     "Top-k items a customer is most likely to be interested in next (interest "
     "prediction from views, carts and purchases), for on-site and e-mail recommendations."
@@ -170,7 +169,8 @@ def build_run(settings: Settings, end: date) -> TrainingRun:
         f"Test: interactions after {split.test_start.date()} with "
         + ("any item (repeats count)." if include_seen else "items new to the user."),
     ]
-    lineage = curated_lineage(settings, first, end, feature_service=FEATURE_SERVICE)
+    # trained on the curated interactions themselves: no Feast feature service goes in
+    lineage = curated_lineage(settings, first, end)
     return training_run(
         settings,
         "recommender",
@@ -331,7 +331,6 @@ def live_evidence(
 SPEC = ModelSpec(
     name="recommender",
     purpose=PURPOSE,
-    feature_service=FEATURE_SERVICE,
     build_run=build_run,
     score_holdout=score_holdout,
     monitor_inputs=monitor_inputs,
@@ -339,4 +338,5 @@ SPEC = ModelSpec(
     monitor_columns=PROFILE_COLUMNS,
     drift=drift,
     live_evidence=live_evidence,
+    key_metrics=("test_ndcg_at_10", "baseline_test_ndcg_at_10", "ndcg_at_10_vs_oracle"),
 )

@@ -163,4 +163,5 @@ SPEC = ModelSpec(
     stability=stability,
     monitor_inputs=monitor_inputs,
     prediction_column="segment_id",
+    key_metrics=("silhouette", "k", "smallest_segment_share"),
 )

@@ -48,6 +48,9 @@ def stock_sqlite_settings(tmp_path, monkeypatch: pytest.MonkeyPatch) -> Iterator
     feast_store.clear_store_cache()
 
 
+SERVICE = "propensity_v1"
+
+
 def build_settings(tmp_path) -> Settings:
     settings = Settings(home=tmp_path / "home")
     offline = settings.feast_offline_dir
@@ -90,7 +93,7 @@ def test_online_store_serves_the_latest_offline_row_of_the_interval(settings: Se
         "user_segment": 0,
         "user_recommendations": 0,
     }
-    served = online_features(settings, ["u1", "u2", "u3", "ghost"]).set_index("user_id")
+    served = online_features(settings, ["u1", "u2", "u3", "ghost"], SERVICE).set_index("user_id")
     assert_served(served.loc["u1"], offline_row("user_activity", ["u1", "u2"], DAY2, 200, "u1"))
     assert_served(served.loc["u2"], offline_row("user_activity", ["u1", "u2"], DAY2, 200, "u2"))
     assert_served(
@@ -103,7 +106,7 @@ def test_rows_stamped_outside_the_interval_are_not_written(settings: Settings) -
     written = materialize_interval(settings, STAMP1, STAMP2, tables=["user_activity"])
 
     assert written == {"user_activity": 3}
-    assert online_features(settings, ["u1"])["views_1d"].tolist() == [100]
+    assert online_features(settings, ["u1"], SERVICE)["views_1d"].tolist() == [100]
 
 
 def test_an_older_interval_never_overwrites_newer_online_values(settings: Settings) -> None:
@@ -112,7 +115,7 @@ def test_an_older_interval_never_overwrites_newer_online_values(settings: Settin
     written = materialize_interval(settings, STAMP1, STAMP1 + TICK, tables=["user_activity"])
 
     assert written == {"user_activity": 1}  # only u3, who has nothing newer online
-    served = online_features(settings, ["u1", "u2", "u3"]).set_index("user_id")
+    served = online_features(settings, ["u1", "u2", "u3"], SERVICE).set_index("user_id")
     assert served["views_1d"].to_dict() == {"u1": 200, "u2": 201, "u3": 102}
     assert served.loc["u1", "top_category_1"] == "top_category_1-200"
 
@@ -125,7 +128,10 @@ def test_the_same_day_materialized_again_replaces_its_values(settings: Settings)
 
     materialize_interval(settings, STAMP2, STAMP2 + TICK, tables=["user_activity"])
 
-    assert online_features(settings, ["u1", "u2"])["views_1d"].tolist() == [300, 301]
+    assert online_features(settings, ["u1", "u2"], SERVICE)["views_1d"].tolist() == [
+        300,
+        301,
+    ]
 
 
 def test_our_rows_are_the_rows_feasts_own_materialize_writes(settings: Settings) -> None:
@@ -138,7 +144,7 @@ def test_our_rows_are_the_rows_feasts_own_materialize_writes(settings: Settings)
         "FROM personalize_user_activity ORDER BY entity_key"
     )
     store.materialize(start_date=STAMP1, end_date=STAMP2, feature_views=["user_activity"])
-    feasts_served = online_features(settings, ["u1", "u2", "u3"])
+    feasts_served = online_features(settings, ["u1", "u2", "u3"], SERVICE)
     with sqlite3.connect(online_db) as conn:
         feasts = conn.execute(query).fetchall()
         conn.execute("DELETE FROM personalize_user_activity")
@@ -152,7 +158,7 @@ def test_our_rows_are_the_rows_feasts_own_materialize_writes(settings: Settings)
     assert [row[3] for row in ours] == [row[3] for row in feasts]
     micros = {int(stamp.timestamp()) * 1_000_000 for stamp in (STAMP1, STAMP2)}
     assert {row[1] for row in ours} == micros  # UTC microseconds
-    served = online_features(settings, ["u1", "u2", "u3"]).set_index("user_id")
+    served = online_features(settings, ["u1", "u2", "u3"], SERVICE).set_index("user_id")
     pd.testing.assert_frame_equal(served, feasts_served.set_index("user_id"))
     for i, user in enumerate(["u1", "u2", "u3"]):
         expected = (
@@ -212,7 +218,7 @@ def test_served_columns_are_the_join_key_then_the_service_in_order(settings: Set
     served = online_feature_values(settings, ["u1"])
 
     store = feast_store.feature_store(settings)
-    service = store.get_feature_service("propensity_v1")
+    service = store.get_feature_service(SERVICE)
     expected = [f.name for p in service.feature_view_projections for f in p.features]
     assert list(served) == ["user_id", *expected]
 
