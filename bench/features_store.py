@@ -227,8 +227,12 @@ def measure_online_reads(users: int = 20_000, repeat: int = 1_000) -> dict[str, 
             return [ids[i] for i in rng.integers(0, users, 100)]
 
         result = {
-            "one_user_dict": timed(lambda: online_feature_values(settings, one()), repeat),
-            "one_user_frame": timed(lambda: online_features(settings, one()), repeat),
+            "one_user_dict": timed(
+                lambda: online_feature_values(settings, one(), "propensity_v1"), repeat
+            ),
+            "one_user_frame": timed(
+                lambda: online_features(settings, one(), "propensity_v1"), repeat
+            ),
             "one_user_feast_to_dict": timed(
                 lambda: store.get_online_features(
                     features=service, entity_rows={"user_id": one()}
@@ -236,9 +240,11 @@ def measure_online_reads(users: int = 20_000, repeat: int = 1_000) -> dict[str, 
                 repeat,
             ),
             "hundred_users_dict": timed(
-                lambda: online_feature_values(settings, hundred()), repeat // 5
+                lambda: online_feature_values(settings, hundred(), "propensity_v1"), repeat // 5
             ),
-            "hundred_users_frame": timed(lambda: online_features(settings, hundred()), repeat // 5),
+            "hundred_users_frame": timed(
+                lambda: online_features(settings, hundred(), "propensity_v1"), repeat // 5
+            ),
         }
     p99 = result["one_user_dict"]["p99_ms"]
     return {

@@ -207,7 +207,7 @@ def test_pushed_counters_are_served_and_an_older_push_changes_nothing(settings: 
     late = pushed.assign(**{TIMESTAMP: [now - timedelta(minutes=5)] * 2, "rt_views_1h": [99, 99]})
     assert push_realtime(settings, late) == 0
 
-    served = online_feature_values(settings, ["u1", "u2", "u3"])
+    served = online_feature_values(settings, ["u1", "u2", "u3"], SERVICE)
     assert served["rt_views_1h"] == [7, 0, None]
     assert served["rt_carts_1h"] == [1, 0, None]
 
@@ -215,7 +215,7 @@ def test_pushed_counters_are_served_and_an_older_push_changes_nothing(settings: 
 def test_served_columns_are_the_join_key_then_the_service_in_order(settings: Settings) -> None:
     materialize_interval(settings, STAMP1, STAMP2 + TICK)
 
-    served = online_feature_values(settings, ["u1"])
+    served = online_feature_values(settings, ["u1"], SERVICE)
 
     store = feast_store.feature_store(settings)
     service = store.get_feature_service(SERVICE)
