@@ -31,6 +31,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from pipelines.validation.gx_compat import reuse_compiled_templates
 from pipelines.validation.outcome import SAMPLE_SIZE, CheckResult
 from pipelines.validation.suites import SuiteFile
 
@@ -58,38 +59,6 @@ def _quiet_gx() -> None:
         logging.getLogger(name).setLevel(logging.ERROR)
 
 
-def _reuse_compiled_templates() -> None:
-    """GX builds a fresh Jinja environment for every Data Docs view and recompiles every
-    template each time (~0.5 s a page, most of a small batch's validation). Handing those
-    environments one shared bytecode cache keeps the pages identical and skips the recompiling."""
-    from great_expectations.render.view import view
-
-    if getattr(view.Environment, "_personalize_cached", False):
-        return
-    import jinja2
-
-    class MemoryBytecodeCache(jinja2.BytecodeCache):
-        def __init__(self) -> None:
-            self.store: dict[str, bytes] = {}
-
-        def load_bytecode(self, bucket: jinja2.bccache.Bucket) -> None:
-            if bucket.key in self.store:
-                bucket.bytecode_from_string(self.store[bucket.key])
-
-        def dump_bytecode(self, bucket: jinja2.bccache.Bucket) -> None:
-            self.store[bucket.key] = bucket.bytecode_to_string()
-
-    original = view.Environment
-    cache = MemoryBytecodeCache()
-
-    def environment(*args: Any, **kwargs: Any) -> Any:
-        kwargs.setdefault("bytecode_cache", cache)
-        return original(*args, **kwargs)
-
-    environment._personalize_cached = True  # type: ignore[attr-defined]
-    view.Environment = environment
-
-
 def gx_context(gx_root: Path) -> Any:
     """The file context of a state dir (GX keeps it in ``<gx_root>/gx``), made once a process."""
     root = gx_root.resolve()
@@ -98,7 +67,7 @@ def gx_context(gx_root: Path) -> Any:
     _quiet_gx()
     import great_expectations as gx
 
-    _reuse_compiled_templates()
+    reuse_compiled_templates()
     from great_expectations.data_context.types.base import ProgressBarsConfig
 
     with _project_lock(root):  # the first process creates the project; others must not meddle
