@@ -6,9 +6,9 @@ stop a detached set later from another shell. A component is its session: Airflo
 to a process group of its own, out of reach of a group signal, but the task stays in the session
 and is stopped with the scheduler. Per component:
 
-* ``<state_dir>/run/<name>.pid`` — JSON ``{"pid", "start_ticks", "url", "argv"}``. The start time
-  (Linux ``/proc/<pid>/stat``) guards against PID reuse: a pid file whose PID now belongs to another
-  program is stale, and ``down`` never signals that program.
+* ``<state_dir>/run/<name>.pid`` — JSON ``{"pid", "create_time", "url", "argv"}``. The start time
+  guards against PID reuse: a pid file whose PID now belongs to another program is stale, and
+  ``down`` never signals that program.
 * ``<state_dir>/logs/<name>.log`` — the component's stdout and stderr.
 
 The Airflow components are what ``airflow standalone`` runs, started one by one so each has its own
@@ -27,7 +27,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import signal
 import socket
 import subprocess
 import sys
@@ -35,9 +34,11 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
+
+import psutil
 
 from pipelines.config import Settings
 
@@ -357,77 +358,58 @@ def log_file(settings: Settings, name: str) -> Path:
     return log_dir(settings) / f"{name}.log"
 
 
-@dataclass(frozen=True)
-class Proc:
-    """One line of the process table: what ``/proc/<pid>/stat`` says."""
-
-    pid: int
-    state: str
-    pgid: int
-    sid: int
-    start_ticks: int
-
-    @property
-    def live(self) -> bool:
-        return self.state not in ("Z", "X")  # a zombie has exited; only its parent is missing
+# psutil's create_time() is wall-clock time, so a clock correction between ``up`` writing a pid
+# file and ``down`` reading it shifts it; for another program to get the PID within a second of the
+# first one's start, the whole PID range would have to wrap around in that second
+START_TIME_TOLERANCE_SECONDS = 1.0
 
 
-def _has_proc() -> bool:
-    return Path("/proc/self/stat").exists()
-
-
-def _proc(pid: int) -> Proc | None:
+def _is_live(process: psutil.Process) -> bool:
+    """Running and not a zombie: a zombie has exited and only waits for its parent to reap it
+    (which a container's init may never do)."""
     try:
-        text = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return None
-    # the command name is in parentheses and may hold spaces: split after the last ")"
-    fields = text[text.rfind(")") + 2 :].split()
-    return Proc(pid, fields[0], int(fields[2]), int(fields[3]), int(fields[19]))
-
-
-def process_table() -> list[Proc]:
-    """Every process this machine's /proc shows (empty where there is no /proc)."""
-    if not _has_proc():
-        return []
-    found = (_proc(int(entry.name)) for entry in Path("/proc").iterdir() if entry.name.isdigit())
-    return [proc for proc in found if proc is not None]
-
-
-def process_start_ticks(pid: int) -> int | None:
-    proc = _proc(pid)
-    return proc.start_ticks if proc else None
-
-
-def process_alive(pid: int, start_ticks: int | None = None) -> bool:
-    """Whether ``pid`` is a live process (not a zombie) and, given ``start_ticks``, the same one."""
-    if pid <= 0:
+        return process.is_running() and process.status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
         return False
-    if _has_proc():
-        proc = _proc(pid)
-        if proc is None or not proc.live:
-            return False
-        return start_ticks is None or proc.start_ticks == start_ticks
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
+    except psutil.AccessDenied:
         return True
-    return True
 
 
-def group_members(pgid: int) -> list[int]:
-    """Live (non-zombie) processes of process group ``pgid``."""
-    if pgid <= 0:
-        return []
-    if not _has_proc():
-        try:
-            os.killpg(pgid, 0)
-        except (ProcessLookupError, PermissionError):
-            return []
-        return [pgid]
-    return [proc.pid for proc in process_table() if proc.pgid == pgid and proc.live]
+def _started_at(process: psutil.Process, create_time: float | None) -> bool:
+    """Whether ``process`` is the one that started at ``create_time`` (None: cannot tell, trust)."""
+    if create_time is None:
+        return True
+    try:
+        return abs(process.create_time() - create_time) < START_TIME_TOLERANCE_SECONDS
+    except psutil.Error:
+        return False
+
+
+def _process(pid: int) -> psutil.Process | None:
+    """The process that has ``pid`` now, a zombie included."""
+    if pid <= 0:
+        return None
+    try:
+        return psutil.Process(pid)
+    except psutil.NoSuchProcess:
+        return None
+
+
+def process_alive(pid: int, create_time: float | None = None) -> bool:
+    """Whether ``pid`` is a live process (not a zombie) and, given ``create_time``, the one that
+    started then."""
+    process = _process(pid)
+    return process is not None and _started_at(process, create_time) and _is_live(process)
+
+
+def _session(sid: int) -> list[psutil.Process]:
+    """The live processes of session ``sid`` (see :class:`ServiceRecord` for why a session)."""
+    members = []
+    for process in psutil.process_iter():
+        with contextlib.suppress(OSError):  # gone since the listing
+            if os.getsid(process.pid) == sid and _is_live(process):
+                members.append(process)
+    return members
 
 
 @dataclass(frozen=True)
@@ -436,21 +418,23 @@ class ServiceRecord:
 
     A service is its session: ``up`` starts each in a new one (session id = its PID), and
     everything it starts stays there unless it calls ``setsid`` itself. Airflow's task processes
-    move to process groups of their own, out of reach of a group signal, but keep the session.
+    move to process groups of their own, out of reach of a group signal, but keep the session, and
+    they outlive a scheduler that dies, when they are nobody's children any more.
 
     ``state``: ``running`` — the PID is alive and started when the pid file says; ``orphaned`` —
     that process is gone but processes it started are left (executor workers, a task): ``down``
     stops them; ``stale`` — nothing of it is left, or the PID now belongs to another program.
-    ``processes`` maps each live PID of the session to its start time (for safe signalling).
+    ``processes`` are the live ones ``down`` stops: the session's and, while the component runs,
+    its descendants that left the session.
     """
 
     name: str
     pid: int
-    start_ticks: int | None
+    create_time: float | None
     url: str | None
     path: Path
     state: ServiceState
-    processes: Mapping[int, int | None] = field(default_factory=dict, repr=False)
+    processes: tuple[psutil.Process, ...] = field(default=(), repr=False)
 
     @property
     def active(self) -> bool:
@@ -461,9 +445,10 @@ class ServiceRecord:
 def write_pid_file(settings: Settings, spec: ServiceSpec, pid: int) -> Path:
     path = pid_file(settings, spec.name)
     path.parent.mkdir(parents=True, exist_ok=True)
+    process = _process(pid)
     record = {
         "pid": pid,
-        "start_ticks": process_start_ticks(pid),
+        "create_time": process.create_time() if process is not None else None,
         "url": spec.url,
         "argv": list(spec.argv),
     }
@@ -473,20 +458,8 @@ def write_pid_file(settings: Settings, spec: ServiceSpec, pid: int) -> Path:
     return path
 
 
-def _session_processes(sid: int, table: Sequence[Proc]) -> dict[int, int | None]:
-    """Live processes of session ``sid`` (all of the group where there is no /proc)."""
-    if not _has_proc():
-        return dict.fromkeys(group_members(sid))
-    return {proc.pid: proc.start_ticks for proc in table if proc.live and proc.sid == sid}
-
-
-def read_pid_file(
-    settings: Settings, path: Path, table: Sequence[Proc] | None = None
-) -> ServiceRecord | None:
-    """The record in ``path`` with its current state; None if the file is unreadable or garbage.
-
-    ``table`` is a :func:`process_table`, to share one scan between several pid files.
-    """
+def read_pid_file(settings: Settings, path: Path) -> ServiceRecord | None:
+    """The record in ``path`` with its current state; None if the file is unreadable or garbage."""
     try:
         text = path.read_text().strip()
     except OSError:
@@ -498,26 +471,29 @@ def read_pid_file(
         pid = int(data["pid"])
     except (ValueError, TypeError, KeyError):
         return None
-    start_ticks = data.get("start_ticks")
-    if table is None:
-        table = process_table()
-    leader_alive = process_alive(pid, start_ticks)
-    # a PID that is alive but started at another time belongs to another program now; an unused
-    # PID cannot be anybody else's session id (Linux does not hand out a PID still used as one)
-    leader_is_ours = leader_alive or not process_alive(pid)
-    processes = _session_processes(pid, table) if leader_is_ours else {}
-    state: ServiceState = "running" if leader_alive else "orphaned" if processes else "stale"
-    return ServiceRecord(path.stem, pid, start_ticks, data.get("url"), path, state, processes)
+    create_time, url = data.get("create_time"), data.get("url")
+    leader = _process(pid)
+    if leader is not None and not _started_at(leader, create_time):
+        # another program has the PID now: neither it nor a session it leads is ours
+        return ServiceRecord(path.stem, pid, create_time, url, path, "stale")
+    # an unused PID is nobody else's session id: Linux hands out no PID still in use as one
+    processes = set(_session(pid))
+    running = leader is not None and _is_live(leader)
+    if running:
+        with contextlib.suppress(psutil.NoSuchProcess):
+            processes.update([leader, *leader.children(recursive=True)])
+    state: ServiceState = "running" if running else "orphaned" if processes else "stale"
+    return ServiceRecord(path.stem, pid, create_time, url, path, state, tuple(processes))
+
+
+def _pid_files(settings: Settings) -> list[Path]:
+    directory = run_dir(settings)
+    return sorted(directory.glob("*.pid")) if directory.is_dir() else []
 
 
 def service_records(settings: Settings) -> list[ServiceRecord]:
     """Every pid file of this state dir with its current state, sorted by name."""
-    directory = run_dir(settings)
-    paths = sorted(directory.glob("*.pid")) if directory.is_dir() else []
-    if not paths:
-        return []
-    table = process_table()
-    records = (read_pid_file(settings, path, table) for path in paths)
+    records = (read_pid_file(settings, path) for path in _pid_files(settings))
     return [record for record in records if record is not None]
 
 
@@ -527,12 +503,11 @@ def running_services(settings: Settings) -> list[ServiceRecord]:
 
 
 def remove_stale_pid_files(settings: Settings) -> list[ServiceRecord]:
-    """Delete pid files whose process is gone (or was replaced); returns what was removed."""
+    """Delete pid files whose process is gone (or was replaced) and unreadable ones; returns the
+    records removed."""
     removed = []
-    directory = run_dir(settings)
-    table = process_table()
-    for path in sorted(directory.glob("*.pid")) if directory.is_dir() else ():
-        record = read_pid_file(settings, path, table)
+    for path in _pid_files(settings):
+        record = read_pid_file(settings, path)
         if record is None or record.state == "stale":
             path.unlink(missing_ok=True)
             if record is not None:
@@ -608,81 +583,39 @@ def log_tail(settings: Settings, name: str, lines: int = 20) -> str:
     return "\n".join(text.splitlines()[-lines:])
 
 
-def _signal(record: ServiceRecord, sig: signal.Signals) -> None:
-    """Send ``sig`` to the service's process group (while its leader is the process we started)
-    and to each of its known processes, checked by start time so a PID reused meanwhile is left
-    alone."""
-    if record.state == "running" and record.pid > 0:
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(record.pid, sig)
-    for pid, ticks in record.processes.items():
-        if pid > 0 and process_alive(pid, ticks):
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.kill(pid, sig)
+def _wait_until_gone(processes: Iterable[psutil.Process], timeout: float) -> list[psutil.Process]:
+    """Wait up to ``timeout`` s for ``processes`` to end; returns the ones still live.
 
-
-def _still_alive(records: Sequence[ServiceRecord], names: set[str]) -> set[str]:
-    """Names of ``records`` (among ``names``) with a process left, from one /proc scan."""
-    if not _has_proc():
-        return {
-            r.name
-            for r in records
-            if r.name in names
-            and (group_members(r.pid) or any(process_alive(pid) for pid in r.processes))
-        }
-    table = {proc.pid: proc for proc in process_table() if proc.live}
-    alive = set()
-    for record in records:
-        if record.name not in names:
-            continue
-        known = any(
-            pid in table and ticks in (None, table[pid].start_ticks)
-            for pid, ticks in record.processes.items()
-        )
-        # while the leader is ours, whatever joined its session since is its too
-        joined = record.state == "running" and any(p.sid == record.pid for p in table.values())
-        if known or joined:
-            alive.add(record.name)
+    ``wait_procs`` collects the exit status of our own children, so none lingers as a zombie; a
+    zombie that is not ours counts as ended (see :func:`_is_live`).
+    """
+    deadline = time.monotonic() + timeout
+    alive = list(processes)
+    while alive:
+        left = max(0.0, deadline - time.monotonic())
+        _, alive = psutil.wait_procs(alive, timeout=min(0.1, left))
+        alive = [process for process in alive if _is_live(process)]
+        if not left:
+            break
     return alive
 
 
-def _reap(pid: int) -> None:
-    """Collect our own child's exit status so it does not linger as a zombie."""
-    with contextlib.suppress(ChildProcessError, OSError):
-        os.waitpid(pid, os.WNOHANG)
+def _terminate(processes: Sequence[psutil.Process], timeout: float) -> list[psutil.Process]:
+    """SIGTERM ``processes`` all at once, wait up to ``timeout`` s for them to end, then SIGKILL
+    what is left; returns the ones that had to be killed.
 
-
-def stop_records(
-    records: Sequence[ServiceRecord], timeout: float = STOP_TIMEOUT_SECONDS
-) -> dict[str, bool]:
-    """SIGTERM every active service of ``records`` (in that order, all at once), wait up to
-    ``timeout`` for all their processes to end, then SIGKILL what is left.
-
-    Returns, per name, True if it stopped on SIGTERM and False if it had to be killed. Waiting for
-    all together keeps ``down`` as slow as the slowest component, not the sum of them.
+    Waiting for all together keeps ``down`` as slow as the slowest component, not the sum of them.
+    psutil refuses to signal a process whose PID was handed to another one since it was listed.
     """
-    active = [record for record in records if record.active]
-    for record in active:
-        _signal(record, signal.SIGTERM)
-    alive = _wait_until_gone(active, {record.name for record in active}, timeout)
-    for record in active:
-        if record.name in alive:
-            _signal(record, signal.SIGKILL)
-    _wait_until_gone(active, alive, 5.0)
-    return {record.name: record.name not in alive for record in active}
-
-
-def _wait_until_gone(records: Sequence[ServiceRecord], names: set[str], timeout: float) -> set[str]:
-    """Poll until no process of ``names`` is left or ``timeout`` passes; returns those left."""
-    deadline = time.monotonic() + timeout
-    while names:
-        for record in records:
-            _reap(record.pid)
-        names = _still_alive(records, names)
-        if not names or time.monotonic() >= deadline:
-            break
-        time.sleep(0.1)
-    return names
+    for process in processes:
+        with contextlib.suppress(psutil.NoSuchProcess, psutil.AccessDenied):
+            process.terminate()
+    survivors = _wait_until_gone(processes, timeout)
+    for process in survivors:
+        with contextlib.suppress(psutil.NoSuchProcess, psutil.AccessDenied):
+            process.kill()
+    _wait_until_gone(survivors, 5.0)
+    return survivors
 
 
 @dataclass(frozen=True)
@@ -704,44 +637,30 @@ def stop_services(
     task is told to stop and still reaches the API server to record that it did — then the UIs.
     A PID that now belongs to another program is never signalled (its pid file is just removed);
     processes a service started in process groups of their own (Airflow's task processes) are
-    stopped with it.
+    stopped with it. A service is ``killed`` if any of its processes outlived ``timeout``.
     """
     wanted = set(names) if names is not None else None
     records = [r for r in service_records(settings) if wanted is None or r.name in wanted]
     records.sort(key=lambda record: record.name)
-    outcome: dict[str, bool] = {}
+    killed: set[str] = set()
     for round_ in (
-        [r for r in records if r.name not in UI_SERVICES],
-        [r for r in records if r.name in UI_SERVICES],
+        [r for r in records if r.active and r.name not in UI_SERVICES],
+        [r for r in records if r.active and r.name in UI_SERVICES],
     ):
-        outcome.update(stop_records(round_, timeout))
+        survivors = set(_terminate([p for r in round_ for p in r.processes], timeout))
+        killed.update(r.name for r in round_ if survivors.intersection(r.processes))
         # a task process started while the scheduler was shutting down is in its session too
-        late = _session_leftovers([r for r in round_ if r.active])
+        late = [process for record in round_ for process in _session(record.pid)]
         if late:
-            stop_records(late, timeout=min(timeout, 5.0))
+            _terminate(late, min(timeout, 5.0))
     stopped = []
     for record in records:
-        if record.active:
-            how: Literal["terminated", "killed", "stale"] = (
-                "terminated" if outcome[record.name] else "killed"
-            )
-        else:
-            how = "stale"
+        how: Literal["terminated", "killed", "stale"] = (
+            "stale" if not record.active else "killed" if record.name in killed else "terminated"
+        )
         record.path.unlink(missing_ok=True)
         stopped.append(Stopped(record.name, record.pid, how))
     return stopped
-
-
-def _session_leftovers(records: Sequence[ServiceRecord]) -> list[ServiceRecord]:
-    if not records or not _has_proc():
-        return []
-    table = process_table()
-    leftovers = []
-    for record in records:
-        processes = _session_processes(record.pid, table)
-        if processes:
-            leftovers.append(replace(record, state="orphaned", processes=processes))
-    return leftovers
 
 
 # ---- waiting ----------------------------------------------------------------------------------

@@ -8,6 +8,7 @@ test's job (tests/e2e/test_browser.py).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -19,6 +20,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import psutil
 import pytest
 from typer.testing import CliRunner
 
@@ -37,10 +39,13 @@ def invoke(home: Path, *args: str):
 
 
 @pytest.fixture
-def home(tmp_path: Path) -> Iterator[Path]:
-    home = tmp_path / "home"
-    yield home
-    # whatever a failing test left running is stopped
+def home(tmp_path: Path) -> Path:
+    return tmp_path / "home"  # the `settings` fixture's state dir
+
+
+@pytest.fixture(autouse=True)
+def _stop_what_a_failing_test_left(home: Path) -> Iterator[None]:
+    yield
     supervisor.stop_services(Settings(home=home), timeout=2)
 
 
@@ -103,8 +108,23 @@ def dead_pid() -> int:
     return process.pid
 
 
+@pytest.fixture
+def spawned() -> Iterator[list[psutil.Process]]:
+    """Processes a test starts outside the supervisor's reach, killed if the test leaves them."""
+    processes: list[psutil.Process] = []
+    yield processes
+    for process in processes:
+        with contextlib.suppress(psutil.NoSuchProcess):
+            process.kill()
+
+
 def pids(home: Path) -> dict[str, int]:
     return {path.stem: json.loads(path.read_text())["pid"] for path in (home / "run").glob("*.pid")}
+
+
+def service_pids(settings: Settings) -> set[int]:
+    """The PIDs `down` would stop, of all running services."""
+    return {p.pid for record in supervisor.running_services(settings) for p in record.processes}
 
 
 # ---- the commands -----------------------------------------------------------------------------
@@ -259,7 +279,7 @@ def test_down_removes_stale_pid_files(home: Path) -> None:
     run = home / "run"
     run.mkdir(parents=True)
     pid = dead_pid()
-    (run / "mlflow.pid").write_text(json.dumps({"pid": pid, "start_ticks": 1}))
+    (run / "mlflow.pid").write_text(json.dumps({"pid": pid, "create_time": 1.0}))
     result = invoke(home, "down")
     assert result.exit_code == 0
     assert f"removed the stale pid file of mlflow (pid {pid})" in result.output
@@ -280,18 +300,26 @@ def test_up_with_part_of_the_services_running_asks_for_down_first(home: Path) ->
 # ---- pid files and process groups -------------------------------------------------------------
 
 
-def test_a_pid_file_whose_pid_was_reused_is_stale_and_never_signalled(settings: Settings) -> None:
-    path = supervisor.pid_file(settings, "mlflow")
-    path.parent.mkdir(parents=True)
-    me = os.getpid()
-    ticks = supervisor.process_start_ticks(me)
-    path.write_text(json.dumps({"pid": me, "start_ticks": ticks + 1}))  # another process's pid
+def test_a_pid_file_whose_pid_was_reused_is_stale_and_never_signalled(
+    settings: Settings, spawned: list[psutil.Process]
+) -> None:
+    """Another program with the PID, leading a session of its own as a service would."""
+    other = subprocess.Popen(SLEEPER, start_new_session=True)
+    spawned.append(psutil.Process(other.pid))
+    path = supervisor.write_pid_file(settings, ServiceSpec("mlflow", SLEEPER, {}), other.pid)
     record = supervisor.read_pid_file(settings, path)
-    assert record is not None and record.state == "stale"
+    assert record is not None and record.state == "running"  # its own start time: ours
+
+    data = json.loads(path.read_text())
+    path.write_text(json.dumps({**data, "create_time": data["create_time"] - 60}))
+    record = supervisor.read_pid_file(settings, path)
+    assert record is not None and record.state == "stale" and record.processes == ()
+    assert supervisor.running_services(settings) == []
 
     stopped = supervisor.stop_services(settings, timeout=1)
     assert [(s.name, s.how) for s in stopped] == [("mlflow", "stale")]
-    assert not path.exists()  # and this test process is still alive to check it
+    assert not path.exists()
+    assert other.poll() is None  # never signalled
 
 
 def test_a_plain_integer_pid_file_is_understood(settings: Settings) -> None:
@@ -317,12 +345,12 @@ def test_stop_kills_a_group_that_ignores_sigterm_children_included(settings: Set
         settings, ServiceSpec("stubborn", (sys.executable, "-c", stubborn), dict(os.environ))
     )
     deadline = time.monotonic() + 30
-    while len(supervisor.group_members(process.pid)) < 2 and time.monotonic() < deadline:
+    while len(members := service_pids(settings)) < 2 and time.monotonic() < deadline:
         time.sleep(0.1)
-    assert len(supervisor.group_members(process.pid)) == 2
+    assert process.pid in members and len(members) == 2
     stopped = supervisor.stop_services(settings, timeout=0.5)
     assert [(s.name, s.how) for s in stopped] == [("stubborn", "killed")]
-    assert supervisor.group_members(process.pid) == []
+    assert not any(supervisor.process_alive(pid) for pid in members)
 
 
 def child_pid(settings: Settings, name: str, timeout: float = 30) -> int:
@@ -335,13 +363,14 @@ def child_pid(settings: Settings, name: str, timeout: float = 30) -> int:
     return int(path.read_text())
 
 
-def spawner(name: str, *, then_exit: bool) -> tuple[str, ...]:
+def spawner(name: str, *, then_exit: bool, detach: str = "process_group=0") -> tuple[str, ...]:
     """A service that starts a sleeping child in a process group of its own (as Airflow starts a
-    task), writes the child's PID to <name>.child, then exits or sleeps."""
+    task; ``detach="start_new_session=True"``: in a session of its own), writes the child's PID to
+    <name>.child, then exits or sleeps."""
     script = (
         "import pathlib, subprocess, sys, time\n"
         "child = subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(600)'], "
-        "process_group=0)\n"
+        f"{detach})\n"
         f"pathlib.Path('{name}.child').write_text(str(child.pid))\n"
         f"{'' if then_exit else 'time.sleep(600)'}\n"
     )
@@ -357,7 +386,7 @@ def test_a_task_process_in_its_own_process_group_is_stopped_with_its_service(
     task = child_pid(settings, "task")
     assert os.getpgid(task) != process.pid  # out of reach of a process-group signal
     (record,) = supervisor.running_services(settings)
-    assert record.state == "running" and task in record.processes
+    assert record.state == "running" and task in service_pids(settings)
     stopped = supervisor.stop_services(settings, timeout=5)
     assert [(s.name, s.how) for s in stopped] == [("airflow-scheduler", "terminated")]
     assert not supervisor.process_alive(task)
@@ -370,10 +399,66 @@ def test_processes_left_by_a_dead_service_are_found_and_stopped(settings: Settin
     process.wait(timeout=30)
     left = child_pid(settings, "left")
     (record,) = supervisor.running_services(settings)
-    assert record.state == "orphaned" and left in record.processes
+    assert record.state == "orphaned" and service_pids(settings) == {left}
+    assert psutil.Process(left).ppid() != process.pid  # nobody's child: found by its session
     stopped = supervisor.stop_services(settings, timeout=5)
     assert [s.how for s in stopped] == ["terminated"]
     assert not supervisor.process_alive(left)
+
+
+def test_a_child_that_left_the_session_is_stopped_with_its_running_service(
+    settings: Settings, spawned: list[psutil.Process]
+) -> None:
+    command = spawner("daemon", then_exit=False, detach="start_new_session=True")
+    settings.ensure_dirs()
+    process = supervisor.start_service(settings, ServiceSpec("mlflow", command, dict(os.environ)))
+    daemon = child_pid(settings, "daemon")
+    spawned.append(psutil.Process(daemon))
+    assert os.getsid(daemon) != process.pid  # found as a descendant, not by its session
+    assert daemon in service_pids(settings)
+    stopped = supervisor.stop_services(settings, timeout=5)
+    assert [s.how for s in stopped] == ["terminated"]
+    assert not supervisor.process_alive(daemon)
+
+
+def test_a_task_started_while_its_scheduler_shuts_down_is_stopped_too(
+    settings: Settings, spawned: list[psutil.Process]
+) -> None:
+    """Started after `down` listed the session's processes, so found by a second look."""
+    on_sigterm = (
+        "import pathlib, signal, subprocess, sys, time\n"
+        "def shut_down(*_):\n"
+        "    task = subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(600)'], "
+        "process_group=0)\n"
+        "    pathlib.Path('late.child').write_text(str(task.pid))\n"
+        "    sys.exit(0)\n"
+        "signal.signal(signal.SIGTERM, shut_down)\n"
+        "pathlib.Path('ready.child').write_text('1')\n"
+        "time.sleep(600)\n"
+    )
+    settings.ensure_dirs()
+    spec = ServiceSpec("airflow-scheduler", (sys.executable, "-c", on_sigterm), dict(os.environ))
+    supervisor.start_service(settings, spec)
+    child_pid(settings, "ready")  # the SIGTERM handler is in place
+    stopped = supervisor.stop_services(settings, timeout=5)
+    assert [s.how for s in stopped] == ["terminated"]
+    task = child_pid(settings, "late", timeout=0)
+    with contextlib.suppress(psutil.NoSuchProcess):
+        spawned.append(psutil.Process(task))
+    assert not supervisor.process_alive(task)
+
+
+def test_an_exited_service_not_yet_reaped_is_not_running(settings: Settings) -> None:
+    """A zombie (exited, its exit status not collected yet) is no process to wait for or stop."""
+    settings.ensure_dirs()
+    spec = ServiceSpec("mlflow", (sys.executable, "-c", "pass"), dict(os.environ))
+    process = supervisor.start_service(settings, spec)
+    os.waitid(os.P_PID, process.pid, os.WEXITED | os.WNOWAIT)  # exited, left unreaped
+    assert psutil.Process(process.pid).status() == psutil.STATUS_ZOMBIE
+    assert not supervisor.process_alive(process.pid)
+    assert supervisor.running_services(settings) == []
+    stopped = supervisor.stop_services(settings, timeout=5)
+    assert [(s.name, s.how) for s in stopped] == [("mlflow", "stale")]
 
 
 # ---- ports ------------------------------------------------------------------------------------
