@@ -21,7 +21,6 @@ from datetime import date, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from pipelines.features.schema import TIMESTAMP
 from pipelines.models.windows import reference_days
 from pipelines.registry import CHAMPION, MODEL_NAMES
 
@@ -337,6 +336,7 @@ def recommender_run(settings: Settings, end: date) -> TrainingRun:
     import pandas as pd
 
     from pipelines.features.offline import read_curated_window
+    from pipelines.models.pyfunc import recommender_logger
     from pipelines.models.ranking import metrics_at_k_figure
     from pipelines.models.recommender import evaluate_events, split_interactions
     from pipelines.registry import curated_lineage
@@ -425,7 +425,7 @@ def recommender_run(settings: Settings, end: date) -> TrainingRun:
     return _training_run(
         settings,
         "recommender",
-        log_model=_sklearn_logger(model, None, skops=False),
+        log_model=recommender_logger(model, (active or _sample_users(history, settings))[:5]),
         params={
             "candidate": evaluation.selection.name,
             "winner": evaluation.selection.label,
@@ -453,6 +453,7 @@ def recommender_run(settings: Settings, end: date) -> TrainingRun:
 
 def segmentation_run(settings: Settings, end: date) -> TrainingRun:
     from pipelines.features.offline import read_offline_partition
+    from pipelines.models.pyfunc import segmentation_logger
     from pipelines.models.segmentation import (
         SegmentationModel,
         segment_labels,
@@ -493,9 +494,7 @@ def segmentation_run(settings: Settings, end: date) -> TrainingRun:
     return _training_run(
         settings,
         "segmentation",
-        log_model=_sklearn_logger(
-            model, _example(frame.drop(columns=["user_id", TIMESTAMP])), skops=False
-        ),
+        log_model=segmentation_logger(model, frame),
         params={
             "k": model.k_,
             "k_range": list(model.k_range),
