@@ -46,7 +46,15 @@ TRAINING_EXPERIMENT = "personalize-training"
 MONITORING_EXPERIMENT = "personalize-monitoring"
 REPO_ROOT = Path(__file__).resolve().parent.parent
 # What a logged model needs to be loaded again: the lock's versions of these, pinned.
-MODEL_REQUIREMENTS = ("scikit-learn", "numpy", "pandas", "scipy", "skops", "cloudpickle")
+MODEL_REQUIREMENTS = (
+    "scikit-learn",
+    "numpy",
+    "pandas",
+    "scipy",
+    "pyarrow",  # the pyfunc models' ids and frames are parquet files
+    "skops",
+    "cloudpickle",
+)
 MAX_TAG_LENGTH = 5000
 
 
@@ -353,14 +361,19 @@ def load_reference_sample(settings: Settings, model: str, alias: str = CHAMPION)
 
 
 def load_version(settings: Settings, model: str, version: int) -> Any:
+    """``model`` v``version`` as the native object the platform calls (``.recommend``,
+    ``.predict``...): an sklearn-flavoured model as itself, a pyfunc one unwrapped — the
+    platform's pyfunc models keep the object they rebuilt from their files as ``native``."""
     import mlflow
 
     mlflow_client(settings)
     uri = f"models:/{model}/{version}"
     flavors = mlflow.models.get_model_info(uri).flavors
-    if "sklearn" in flavors:
+    if "sklearn" in flavors:  # propensity, and versions logged before the pyfunc models
         return mlflow.sklearn.load_model(uri)
-    return mlflow.pyfunc.load_model(uri).unwrap_python_model()
+    python_model = mlflow.pyfunc.load_model(uri).unwrap_python_model()
+    native = getattr(python_model, "native", None)
+    return python_model if native is None else native
 
 
 # ---- versions and aliases ---------------------------------------------------------------------

@@ -28,7 +28,6 @@ from pipelines.models.runs import (
     ranking_evidence,
     recommended_categories,
     sample_users,
-    sklearn_logger,
     training_run,
     training_window,
     window_params,
@@ -85,6 +84,7 @@ def build_run(settings: Settings, end: date) -> TrainingRun:
     import pandas as pd
 
     from pipelines.features.offline import read_curated_window
+    from pipelines.models.pyfunc import recommender_logger
     from pipelines.models.ranking import metrics_at_k_figure
     from pipelines.models.recommender import evaluate_events, split_interactions
     from pipelines.registry import curated_lineage
@@ -175,7 +175,7 @@ def build_run(settings: Settings, end: date) -> TrainingRun:
         settings,
         "recommender",
         PURPOSE,
-        log_model=sklearn_logger(model, None, skops=False),
+        log_model=recommender_logger(model, (active or sample_users(history, settings))[:5]),
         params={
             "candidate": evaluation.selection.name,
             "winner": evaluation.selection.label,

@@ -12,15 +12,12 @@ from collections.abc import Mapping
 from datetime import date, timedelta
 from typing import TYPE_CHECKING, Any
 
-from pipelines.features.schema import TIMESTAMP
 from pipelines.models.runs import (
     HOLDOUT_DIR,
     REFERENCE_ROWS,
     TrainingError,
     champion_model,
-    input_example,
     sample_rows,
-    sklearn_logger,
     training_run,
     window_params,
 )
@@ -46,6 +43,7 @@ def build_run(settings: Settings, end: date) -> TrainingRun:
     """Fit k-means over ``K_RANGE`` on one snapshot of ``user_activity``, the ids
     matched to the previous champion's segments."""
     from pipelines.features.offline import read_offline_partition
+    from pipelines.models.pyfunc import segmentation_logger
     from pipelines.models.segmentation import (
         SegmentationModel,
         segment_labels,
@@ -87,9 +85,7 @@ def build_run(settings: Settings, end: date) -> TrainingRun:
         settings,
         "segmentation",
         PURPOSE,
-        log_model=sklearn_logger(
-            model, input_example(frame.drop(columns=["user_id", TIMESTAMP])), skops=False
-        ),
+        log_model=segmentation_logger(model, frame),
         params={
             "k": model.k_,
             "k_range": list(model.k_range),
