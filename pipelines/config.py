@@ -89,6 +89,11 @@ class Settings(BaseSettings):
     mlflow_database: str = "personalize_mlflow"
     feast_registry_database: str = "personalize_feast"
     redis_url: str = Field("redis://127.0.0.1:6379/0", description="Feast online store (prod).")
+    mlflow_uri: str | None = Field(
+        None,
+        description="An MLflow tracking server (e.g. http://mlflow:5000) to use instead of the "
+        "profile's database.",
+    )
     mlflow_artifact_uri: str | None = Field(
         None, description="Artifact root for prod MLflow; defaults to <home>/mlflow/artifacts."
     )
@@ -244,6 +249,8 @@ class Settings(BaseSettings):
 
     @property
     def mlflow_tracking_uri(self) -> str:
+        if self.mlflow_uri:
+            return self.mlflow_uri
         if self.profile == "prod":
             return self._postgres_uri(self.mlflow_database)
         return f"sqlite:///{self.mlflow_dir / 'mlflow.db'}"

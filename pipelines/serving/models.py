@@ -75,9 +75,9 @@ class RegistryStatus:
 
 
 def registry_champion(settings: Settings, model: str) -> int | None:
-    from pipelines.registry import CHAMPION, aliases
+    from pipelines.registry import alias_version
 
-    return aliases(settings, model).get(CHAMPION)
+    return alias_version(settings, model, ALIAS)
 
 
 def registry_load(settings: Settings, model: str, version: int) -> Any:
@@ -193,6 +193,12 @@ class ModelHolder:
             for name, (old, new) in swaps.items():
                 log.info("serving: %s v%s -> v%s", name, old, new)
         return swaps
+
+    def put(self, loaded: LoadedModel) -> None:
+        """Serve ``loaded`` as its model from now on (swapped like a polled version; the next
+        poll replaces it if the registry's champion differs). For tools and tests."""
+        with self._refresh_lock:
+            self._models = MappingProxyType({**self._models, loaded.name: loaded})
 
     # ---- polling ----------------------------------------------------------------------------
 

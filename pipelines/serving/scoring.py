@@ -72,6 +72,7 @@ class CatalogueState:
     day: str | None
     category: Mapping[str, str | None]  # item -> category, every live item
     popularity: Mapping[str, float]  # item -> bestseller score (purchases > carts > views)
+    segment_members: Mapping[int, tuple[str, ...]] = field(default_factory=dict)  # published
 
 
 class Catalogue:
@@ -85,14 +86,34 @@ class Catalogue:
         self.settings = settings
         self.state = CatalogueState(None, {}, {})
         self.token = 0  # bumped on every reload: keys the per-model masks
+        self._stamp: tuple[Any, Any] = (None, None)
+
+    def _segment_members(self) -> dict[int, tuple[str, ...]]:
+        """Published segment -> its users (the latest ``user_segment`` partition)."""
+        from pipelines.data.partitions import partition_days
+        from pipelines.features.offline import read_offline_partition
+
+        days = partition_days(self.settings.feast_offline_dir, "user_segment")
+        if not days:
+            return {}
+        frame = read_offline_partition(
+            self.settings.feast_offline_dir, "user_segment", days[-1], ["user_id", "segment_id"]
+        )
+        if frame is None or frame.empty:
+            return {}
+        groups = frame.groupby("segment_id")["user_id"]
+        return {int(label): tuple(users.astype(str)) for label, users in groups}
 
     def refresh(self, *_: object) -> bool:
         from pipelines.data.partitions import partition_days
         from pipelines.features.offline import read_offline_partition
 
         days = partition_days(self.settings.feast_offline_dir, "item_popularity")
-        if not days or days[-1].isoformat() == self.state.day:
+        segment_days = partition_days(self.settings.feast_offline_dir, "user_segment")
+        stamp = (days[-1].isoformat() if days else None, segment_days[-1] if segment_days else None)
+        if not days or stamp == self._stamp:
             return False
+        self._stamp = stamp
         frame = read_offline_partition(self.settings.feast_offline_dir, "item_popularity", days[-1])
         if frame is None or frame.empty:
             return False
@@ -107,6 +128,7 @@ class Catalogue:
             days[-1].isoformat(),
             dict(zip(items, categories.tolist(), strict=True)),
             dict(zip(items, score.tolist(), strict=True)),
+            self._segment_members(),
         )
         self.token += 1
         return True
@@ -152,6 +174,30 @@ class PreparedRecommender:
                     self._masks.clear()
                 self._masks[key] = mask
         return mask
+
+    def segment_scores(self, segment: Any, catalogue: Catalogue) -> np.ndarray | None:
+        """Bestsellers of a segment: the model's own segment popularity when it was fitted with
+        segments, else the interactions of the segment's published members the model knows
+        (at least ``MIN_SEGMENT_USERS``); None when the segment is too small or unknown."""
+        label = _segment_key(segment)
+        if label in self.segment_popularity:
+            return self.segment_popularity[label]
+        key = (catalogue.token, f"segment:{label}")
+        if key in self._masks:
+            found = self._masks[key]
+            return None if found.size == 0 else found
+        from pipelines.models.recommender import MIN_SEGMENT_USERS
+
+        members = catalogue.state.segment_members.get(label, ())
+        rows = [self.user_rows[u] for u in members if u in self.user_rows]
+        vector = np.zeros(0)
+        if len(rows) >= MIN_SEGMENT_USERS:
+            X = self.model.X_
+            vector = np.zeros(self.items.size)
+            vector[: X.shape[1]] = np.asarray(X[rows].sum(axis=0)).ravel()
+        with self._lock:
+            self._masks[key] = vector
+        return None if vector.size == 0 else vector
 
     def seen(self, row: int) -> np.ndarray:
         X = self.model.X_
@@ -259,7 +305,7 @@ def recommend(
                 }
             )
         segment = read(user_id, PROPENSITY_SERVICE).get("segment_id")
-        vector = prep.segment_popularity.get(_segment_key(segment)) if segment is not None else None
+        vector = prep.segment_scores(segment, catalogue) if segment is not None else None
         strategy = "segment" if vector is not None else "popular"
         scores = vector if vector is not None else prep.popularity
         items = _top(prep.items, scores, prep.live_mask(catalogue, category), k, excluded)
