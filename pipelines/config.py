@@ -89,6 +89,11 @@ class Settings(BaseSettings):
     mlflow_database: str = "personalize_mlflow"
     feast_registry_database: str = "personalize_feast"
     redis_url: str = Field("redis://127.0.0.1:6379/0", description="Feast online store (prod).")
+    mlflow_uri: str | None = Field(
+        None,
+        description="An MLflow tracking server (e.g. http://mlflow:5000) to use instead of the "
+        "profile's database.",
+    )
     mlflow_artifact_uri: str | None = Field(
         None, description="Artifact root for prod MLflow; defaults to <home>/mlflow/artifacts."
     )
@@ -145,6 +150,25 @@ class Settings(BaseSettings):
     alert_retries: int = Field(3, description="Delivery attempts per channel before giving up.")
     alert_cooldown_hours: float = Field(
         24.0, description="The same condition does not alert twice within this window."
+    )
+
+    # serving (pipelines/serving, `personalize serve`)
+    serve_host: str = Field("127.0.0.1", description="Address `personalize serve` listens on.")
+    serve_port: int = Field(8000, ge=1, le=65535, description="Port of the serving API.")
+    serve_workers: int = Field(1, ge=1, description="Server processes (uvicorn workers).")
+    serve_poll_seconds: float = Field(
+        30.0, gt=0, description="How often serving looks for a moved @champion alias."
+    )
+    serve_token: str | None = Field(
+        None,
+        description="Bearer token the write endpoints (POST /v1/events) require; unset = writes "
+        "refused. From the environment (PERSONALIZE_SERVE_TOKEN), never committed.",
+    )
+    serve_max_body_bytes: int = Field(
+        1_048_576, ge=1, description="Largest request body serving accepts (413 beyond)."
+    )
+    serve_max_batch_events: int = Field(
+        500, ge=1, description="Most events one POST /v1/events may carry (422 beyond)."
     )
 
     @classmethod
@@ -225,6 +249,8 @@ class Settings(BaseSettings):
 
     @property
     def mlflow_tracking_uri(self) -> str:
+        if self.mlflow_uri:
+            return self.mlflow_uri
         if self.profile == "prod":
             return self._postgres_uri(self.mlflow_database)
         return f"sqlite:///{self.mlflow_dir / 'mlflow.db'}"

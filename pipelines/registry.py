@@ -401,6 +401,32 @@ def aliases(settings: Settings, model: str) -> dict[str, int]:
     return {alias: int(version) for alias, version in registered.aliases.items()}
 
 
+def alias_version(settings: Settings, model: str, alias: str = CHAMPION) -> int | None:
+    """The version ``model@alias`` points at; None when the model or the alias does not exist.
+
+    Unlike :func:`aliases`, a registry that cannot answer (a server down, a broken database)
+    raises :class:`RegistryError` instead of reading as "no model yet": serving keeps its last
+    good models on an outage, but drops nothing because of one.
+    """
+    from mlflow.exceptions import MlflowException
+    from mlflow.protos.databricks_pb2 import RESOURCE_DOES_NOT_EXIST, ErrorCode
+
+    try:
+        registered = mlflow_client(settings).get_registered_model(model)
+    except MlflowException as error:
+        if error.error_code == ErrorCode.Name(RESOURCE_DOES_NOT_EXIST):
+            return None
+        raise RegistryError(
+            f"the registry at {settings.mlflow_tracking_uri} cannot answer for {model}: {error}"
+        ) from error
+    except Exception as error:
+        raise RegistryError(
+            f"the registry at {settings.mlflow_tracking_uri} cannot answer for {model}: {error}"
+        ) from error
+    version = registered.aliases.get(alias)
+    return None if version is None else int(version)
+
+
 def versions(settings: Settings, model: str) -> list[ModelVersion]:
     """Every version of ``model``, newest first."""
     client = mlflow_client(settings)

@@ -10,6 +10,7 @@ from pipelines.cli import (  # noqa: F401  (imported for the commands they regis
     models,
     monitor,
     runs,
+    serve,
     story,
 )
 from pipelines.cli.common import app

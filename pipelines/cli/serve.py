@@ -1,0 +1,49 @@
+"""Serve the models: `serve` (the real-time API, uvicorn)."""
+
+from __future__ import annotations
+
+import os
+from typing import Annotated
+
+import typer
+
+from pipelines.cli.common import app, err_console, settings_of
+
+
+@app.command("serve")
+def serve(
+    ctx: typer.Context,
+    host: Annotated[
+        str | None, typer.Option(help="Address to listen on (default: serve_host, 127.0.0.1).")
+    ] = None,
+    port: Annotated[
+        int | None, typer.Option(help="Port (default: serve_port, 8000).", min=1, max=65535)
+    ] = None,
+    workers: Annotated[
+        int | None, typer.Option(help="Server processes (default: serve_workers, 1).", min=1)
+    ] = None,
+) -> None:
+    """Serve recommendations, propensity and segments of the @champion models, and accept
+    events (`POST /v1/events`, bearer token PERSONALIZE_SERVE_TOKEN). OpenAPI at /docs."""
+    import uvicorn
+
+    settings = settings_of(ctx)
+    host = host or settings.serve_host
+    port = port or settings.serve_port
+    workers = workers or settings.serve_workers
+    # every worker process builds the same settings from the environment
+    os.environ.update(settings.as_environment())
+    if not settings.serve_token:
+        err_console.print(
+            "[yellow]PERSONALIZE_SERVE_TOKEN is not set: POST /v1/events answers 401.[/]"
+        )
+    err_console.print(f"serving {settings.state_dir} on http://{host}:{port} (docs: /docs)")
+    uvicorn.run(
+        "pipelines.serving.app:app_from_environment",
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        log_level="info",
+        access_log=True,
+    )

@@ -1,0 +1,545 @@
+"""What the read endpoints answer: recommendations, propensity and segment of one user.
+
+Everything a request needs from a model is precomputed when the model is loaded
+(:func:`prepare`), and the catalogue of live items is reloaded by the polling thread
+(:class:`Catalogue`); a request reads the online store and computes, nothing else.
+
+Recommendations, in order:
+
+1. **precomputed** — the champion's top-k written by ``publish_recommendations``
+   (``recommendations_v1``), used when it was made by the version now served and still has
+   ``k`` items after the filters;
+2. **model** — the loaded recommender scores the user (``score_items``), for a known user;
+3. **segment** — a user the recommender never saw, with a published segment it has a
+   popularity for: that segment's bestsellers;
+4. **popular** — the shop's bestsellers (the recommender's popularity, or the live catalogue's
+   when no recommender is loaded or it failed to score).
+
+Whatever the path, only items of the live catalogue are returned (the latest
+``item_popularity`` partition: items still known to the shop), filtered by ``category`` and
+``exclude``; the response names the strategy and, for the last two, the fallback's reason.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections import OrderedDict
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from pipelines.features.schema import FEATURE_TABLES, USER_REALTIME
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from pipelines.config import Settings
+    from pipelines.serving.models import LoadedModel
+
+log = logging.getLogger(__name__)
+
+RECOMMENDER, PROPENSITY, SEGMENTATION = "recommender", "propensity", "segmentation"
+PROPENSITY_SERVICE = "propensity_v1"
+RECOMMENDATIONS_SERVICE = "recommendations_v1"
+REALTIME_COLUMNS = tuple(c.name for c in USER_REALTIME)
+PROPENSITY_CACHE_SIZE = 100_000
+_DTYPES = {c.name: c.dtype for table in FEATURE_TABLES.values() for c in table.columns} | {
+    c.name: c.dtype for c in USER_REALTIME
+}
+
+FeatureReader = Callable[[str, str], dict[str, Any]]
+"""``(user_id, service) -> {feature: value}``: one user's online features of a service."""
+
+
+def online_reader(settings: Settings) -> FeatureReader:
+    from pipelines.features.online import online_feature_values
+
+    def read(user_id: str, service: str) -> dict[str, Any]:
+        values = online_feature_values(settings, [user_id], service)
+        return {name: column[0] for name, column in values.items()}
+
+    return read
+
+
+# ---- the live catalogue ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class CatalogueState:
+    day: str | None
+    category: Mapping[str, str | None]  # item -> category, every live item
+    popularity: Mapping[str, float]  # item -> bestseller score (purchases > carts > views)
+    segment_members: Mapping[int, tuple[str, ...]] = field(default_factory=dict)  # published
+
+
+class Catalogue:
+    """The items the shop still lists: the latest ``item_popularity`` offline partition.
+
+    Reloaded by :meth:`refresh` (the polling thread) when a newer day appears; requests read
+    :attr:`state`, swapped whole. Empty until features have been computed once.
+    """
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.state = CatalogueState(None, {}, {})
+        self.token = 0  # bumped on every reload: keys the per-model masks
+        self._stamp: tuple[Any, Any] = (None, None)
+
+    def _segment_members(self) -> dict[int, tuple[str, ...]]:
+        """Published segment -> its users (the latest ``user_segment`` partition)."""
+        from pipelines.data.partitions import partition_days
+        from pipelines.features.offline import read_offline_partition
+
+        days = partition_days(self.settings.feast_offline_dir, "user_segment")
+        if not days:
+            return {}
+        frame = read_offline_partition(
+            self.settings.feast_offline_dir, "user_segment", days[-1], ["user_id", "segment_id"]
+        )
+        if frame is None or frame.empty:
+            return {}
+        groups = frame.groupby("segment_id")["user_id"]
+        return {int(label): tuple(users.astype(str)) for label, users in groups}
+
+    def refresh(self, *_: object) -> bool:
+        from pipelines.data.partitions import partition_days
+        from pipelines.features.offline import read_offline_partition
+
+        days = partition_days(self.settings.feast_offline_dir, "item_popularity")
+        segment_days = partition_days(self.settings.feast_offline_dir, "user_segment")
+        stamp = (days[-1].isoformat() if days else None, segment_days[-1] if segment_days else None)
+        if not days or stamp == self._stamp:
+            return False
+        self._stamp = stamp
+        frame = read_offline_partition(self.settings.feast_offline_dir, "item_popularity", days[-1])
+        if frame is None or frame.empty:
+            return False
+        items = frame["item_id"].astype(str).to_numpy()
+        categories = frame["item_category"].where(frame["item_category"].notna(), None)
+        score = (
+            5.0 * frame["item_purchases_30d"].fillna(0)
+            + 3.0 * frame["item_carts_30d"].fillna(0)
+            + frame["item_views_30d"].fillna(0)
+        ).to_numpy(dtype="float64")
+        self.state = CatalogueState(
+            days[-1].isoformat(),
+            dict(zip(items, categories.tolist(), strict=True)),
+            dict(zip(items, score.tolist(), strict=True)),
+            self._segment_members(),
+        )
+        self.token += 1
+        return True
+
+
+# ---- what is precomputed per recommender ---------------------------------------------------------
+
+
+@dataclass
+class PreparedRecommender:
+    """Indexes of one loaded recommender, built once at load time."""
+
+    model: Any
+    items: np.ndarray  # catalogue_ of the model, as str
+    user_rows: dict[str, int]
+    popularity: np.ndarray  # over items
+    segment_popularity: dict[Any, np.ndarray]
+    strategy: str  # what a known user's list is: personalized or buy-again
+    exclude_seen: bool
+    _masks: dict[tuple[int, str | None], np.ndarray] = field(default_factory=dict)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def live_mask(self, catalogue: Catalogue, category: str | None) -> np.ndarray:
+        """Items of the model that the catalogue lists (in ``category``), cached per reload."""
+        key = (catalogue.token, category)
+        mask = self._masks.get(key)
+        if mask is None:
+            state = catalogue.state
+            if not state.category:  # no catalogue yet: the model's own items stand
+                mask = np.ones(self.items.size, bool) if category is None else None
+                if mask is None:
+                    mask = np.zeros(self.items.size, bool)
+            elif category is None:
+                mask = np.fromiter((i in state.category for i in self.items), bool, self.items.size)
+            else:
+                mask = np.fromiter(
+                    (state.category.get(i, "\0") == category for i in self.items),
+                    bool,
+                    self.items.size,
+                )
+            with self._lock:
+                if len(self._masks) > 256:
+                    self._masks.clear()
+                self._masks[key] = mask
+        return mask
+
+    def segment_scores(self, segment: Any, catalogue: Catalogue) -> np.ndarray | None:
+        """Bestsellers of a segment: the model's own segment popularity when it was fitted with
+        segments, else the interactions of the segment's published members the model knows
+        (at least ``MIN_SEGMENT_USERS``); None when the segment is too small or unknown."""
+        label = _segment_key(segment)
+        if label in self.segment_popularity:
+            return self.segment_popularity[label]
+        key = (catalogue.token, f"segment:{label}")
+        if key in self._masks:
+            found = self._masks[key]
+            return None if found.size == 0 else found
+        from pipelines.models.recommender import MIN_SEGMENT_USERS
+
+        members = catalogue.state.segment_members.get(label, ())
+        rows = [self.user_rows[u] for u in members if u in self.user_rows]
+        vector = np.zeros(0)
+        if len(rows) >= MIN_SEGMENT_USERS:
+            X = self.model.X_
+            vector = np.zeros(self.items.size)
+            vector[: X.shape[1]] = np.asarray(X[rows].sum(axis=0)).ravel()
+        with self._lock:
+            self._masks[key] = vector
+        return None if vector.size == 0 else vector
+
+    def seen(self, row: int) -> np.ndarray:
+        X = self.model.X_
+        return X.indices[X.indptr[row] : X.indptr[row + 1]]
+
+
+def prepare(name: str, model: Any) -> Any:
+    """What requests need from a freshly loaded model (recommender: its indexes)."""
+    if name != RECOMMENDER:
+        return None
+    from pipelines.models.recommender import BuyAgainRecommender
+
+    items = np.asarray([str(i) for i in model.catalogue_], dtype=object)
+    popularity = np.zeros(items.size)
+    popularity[: model.popularity_.size] = model.popularity_
+    segments = {}
+    for label, vector in getattr(model, "segment_popularity_", {}).items():
+        full = np.zeros(items.size)
+        full[: vector.size] = vector
+        segments[_segment_key(label)] = full
+    return PreparedRecommender(
+        model=model,
+        items=items,
+        user_rows={str(u): i for i, u in enumerate(model.user_ids_)},
+        popularity=popularity,
+        segment_popularity=segments,
+        strategy="buy-again" if isinstance(model, BuyAgainRecommender) else "personalized",
+        exclude_seen=bool(getattr(model, "exclude_seen", True)),
+    )
+
+
+def _segment_key(label: Any) -> Any:
+    try:
+        return int(label)
+    except (TypeError, ValueError):
+        return label
+
+
+# ---- recommendations -----------------------------------------------------------------------------
+
+
+@dataclass
+class Answer:
+    body: dict[str, Any]
+    fallback: str | None = None  # reason, when the answer is a fallback
+
+
+def recommend(
+    models: Mapping[str, LoadedModel],
+    catalogue: Catalogue,
+    read: FeatureReader,
+    user_id: str,
+    k: int,
+    category: str | None = None,
+    exclude: Sequence[str] = (),
+) -> Answer:
+    loaded = models.get(RECOMMENDER)
+    excluded = set(exclude)
+    body: dict[str, Any] = {
+        "user_id": user_id,
+        "k": k,
+        "category": category,
+        "model": RECOMMENDER,
+        "version": loaded.version if loaded else None,
+    }
+    if loaded is None or loaded.prepared is None:
+        items = _catalogue_top(catalogue, k, category, excluded)
+        return Answer(
+            {
+                **body,
+                "strategy": "popular",
+                "source": "catalogue",
+                "items": items,
+                "fallback": "no_model",
+            },
+            "no_model",
+        )
+    prep: PreparedRecommender = loaded.prepared
+    row = prep.user_rows.get(user_id)
+    try:
+        if row is not None:
+            precomputed = _precomputed(read, user_id, loaded.version, catalogue, category, excluded)
+            if precomputed is not None and len(precomputed) >= k:
+                return Answer(
+                    {
+                        **body,
+                        "strategy": prep.strategy,
+                        "source": "precomputed",
+                        "items": precomputed[:k],
+                        "fallback": None,
+                    }
+                )
+            scores = np.asarray(prep.model.score_items([user_id]), dtype="float64")[0]
+            mask = prep.live_mask(catalogue, category).copy()
+            if prep.exclude_seen:
+                mask[prep.seen(row)] = False
+            items = _top(prep.items, scores, mask, k, excluded)
+            return Answer(
+                {
+                    **body,
+                    "strategy": prep.strategy,
+                    "source": "model",
+                    "items": items,
+                    "fallback": None,
+                }
+            )
+        segment = read(user_id, PROPENSITY_SERVICE).get("segment_id")
+        vector = prep.segment_scores(segment, catalogue) if segment is not None else None
+        strategy = "segment" if vector is not None else "popular"
+        scores = vector if vector is not None else prep.popularity
+        items = _top(prep.items, scores, prep.live_mask(catalogue, category), k, excluded)
+        return Answer(
+            {
+                **body,
+                "strategy": strategy,
+                "source": "model",
+                "items": items,
+                "segment_id": segment,
+                "fallback": "unknown_user",
+            },
+            "unknown_user",
+        )
+    except Exception as error:  # a model that cannot score: bestsellers, counted, never a 500
+        log.warning("serving: recommender v%s failed to score: %s", loaded.version, type(error))
+        items = _catalogue_top(catalogue, k, category, excluded)
+        return Answer(
+            {
+                **body,
+                "strategy": "popular",
+                "source": "catalogue",
+                "items": items,
+                "fallback": "model_error",
+            },
+            "model_error",
+        )
+
+
+def _precomputed(
+    read: FeatureReader,
+    user_id: str,
+    version: int,
+    catalogue: Catalogue,
+    category: str | None,
+    excluded: set[str],
+) -> list[dict[str, Any]] | None:
+    values = read(user_id, RECOMMENDATIONS_SERVICE)
+    ids, scores = values.get("recommended_item_ids"), values.get("recommended_scores")
+    if not ids or values.get("recommender_version") != version:
+        return None  # none, or made by another version than the one served: not fresh
+    state = catalogue.state
+    out = []
+    for item, score in zip(ids.split(","), (scores or "").split(","), strict=False):
+        if item in excluded:
+            continue
+        if state.category and item not in state.category:
+            continue  # no longer listed
+        if category is not None and state.category.get(item, "\0") != category:
+            continue
+        out.append({"item_id": item, "score": float(score), "rank": len(out) + 1})
+    return out
+
+
+def _top(
+    items: np.ndarray, scores: np.ndarray, mask: np.ndarray, k: int, excluded: set[str]
+) -> list[dict[str, Any]]:
+    valid = mask & np.isfinite(scores)
+    if excluded:
+        valid &= ~np.isin(items, list(excluded))
+    candidates = np.flatnonzero(valid)
+    if candidates.size > k:
+        part = np.argpartition(-scores[candidates], k - 1)[:k]
+        candidates = candidates[part]
+    order = candidates[np.argsort(-scores[candidates], kind="stable")]
+    return [
+        {"item_id": str(items[i]), "score": round(float(scores[i]), 6), "rank": rank}
+        for rank, i in enumerate(order, start=1)
+    ]
+
+
+def _catalogue_top(
+    catalogue: Catalogue, k: int, category: str | None, excluded: set[str]
+) -> list[dict[str, Any]]:
+    state = catalogue.state
+    ranked = sorted(
+        (
+            (score, item)
+            for item, score in state.popularity.items()
+            if item not in excluded and (category is None or state.category.get(item) == category)
+        ),
+        key=lambda pair: (-pair[0], pair[1]),
+    )[:k]
+    return [
+        {"item_id": item, "score": round(score, 6), "rank": rank}
+        for rank, (score, item) in enumerate(ranked, start=1)
+    ]
+
+
+# ---- propensity ---------------------------------------------------------------------------------
+
+
+class PropensityScorer:
+    """The champion's calibrated probability for one user's online features.
+
+    Scores are cached by (version, feature values): the same features give the same probability,
+    and a push or a new day changes the values, so the cache never serves a stale score. A model
+    that fails falls back to the mean of what this version served so far (``population_mean``).
+    """
+
+    def __init__(self, horizon_days: int, cache_size: int = PROPENSITY_CACHE_SIZE) -> None:
+        self.horizon_days = horizon_days
+        self.cache_size = cache_size
+        self._cache: OrderedDict[tuple, float] = OrderedDict()
+        self._lock = threading.Lock()
+        self._served: dict[int, tuple[float, int]] = {}  # version -> (sum, count)
+
+    def score(self, models: Mapping[str, LoadedModel], read: FeatureReader, user_id: str) -> Answer:
+        loaded = models.get(PROPENSITY)
+        values = read(user_id, PROPENSITY_SERVICE)
+        features = {k: v for k, v in values.items() if k != "user_id"}
+        known = any(v is not None for k, v in features.items() if k not in REALTIME_COLUMNS)
+        body: dict[str, Any] = {
+            "user_id": user_id,
+            "model": PROPENSITY,
+            "version": loaded.version if loaded else None,
+            "horizon_days": self.horizon_days,
+            "strategy": "personalized" if known else "cold-start",
+            "realtime": {c: features.get(c) for c in REALTIME_COLUMNS},
+        }
+        if loaded is None:
+            return Answer({**body, "probability": None, "fallback": "no_model"}, "no_model")
+        key = (loaded.version, tuple(features.values()))
+        with self._lock:
+            cached = self._cache.get(key)
+            if cached is not None:
+                self._cache.move_to_end(key)
+        if cached is None:
+            try:
+                cached = float(loaded.model.predict_proba(feature_frame(user_id, features))[0, 1])
+            except Exception as error:
+                log.warning(
+                    "serving: propensity v%s failed to score: %s", loaded.version, type(error)
+                )
+                total, count = self._served.get(loaded.version, (0.0, 0))
+                mean = total / count if count else None
+                return Answer(
+                    {
+                        **body,
+                        "probability": mean,
+                        "strategy": "population_mean",
+                        "fallback": "model_error",
+                    },
+                    "model_error",
+                )
+            with self._lock:
+                self._cache[key] = cached
+                if len(self._cache) > self.cache_size:
+                    self._cache.popitem(last=False)
+                total, count = self._served.get(loaded.version, (0.0, 0))
+                self._served[loaded.version] = (total + cached, count + 1)
+        answer = Answer({**body, "probability": round(cached, 6), "fallback": None})
+        if not known:
+            answer.fallback = "cold_start"
+        return answer
+
+
+def feature_frame(user_id: str, features: Mapping[str, Any]) -> pd.DataFrame:
+    """One row of online features with the offline dtypes (numbers as float, nulls as NaN)."""
+    import pandas as pd
+
+    columns = {"user_id": [user_id]}
+    for name, value in features.items():
+        if _DTYPES.get(name) == "string":
+            columns[name] = pd.array([value], dtype=object)
+        else:
+            columns[name] = np.array([np.nan if value is None else value], dtype="float64")
+    return pd.DataFrame(columns)
+
+
+# ---- segment ------------------------------------------------------------------------------------
+
+
+def segment(models: Mapping[str, LoadedModel], read: FeatureReader, user_id: str) -> Answer:
+    """The published segment (``user_segment``), else the champion's label of the user's online
+    activity (a user new since the last publication: ``computed``)."""
+    loaded = models.get(SEGMENTATION)
+    values = read(user_id, PROPENSITY_SERVICE)
+    body: dict[str, Any] = {
+        "user_id": user_id,
+        "model": SEGMENTATION,
+        "version": loaded.version if loaded else None,
+    }
+    if values.get("segment_id") is not None:
+        return Answer(
+            {
+                **body,
+                "segment_id": int(values["segment_id"]),
+                "segment_name": values.get("segment_name"),
+                "source": "published",
+                "fallback": None,
+            }
+        )
+    if loaded is None:
+        return Answer(
+            {
+                **body,
+                "segment_id": None,
+                "segment_name": None,
+                "source": "unknown",
+                "fallback": "no_model",
+            },
+            "no_model",
+        )
+    features = {k: v for k, v in values.items() if k != "user_id"}
+    known = any(v is not None for k, v in features.items() if k not in REALTIME_COLUMNS)
+    if not known:
+        # no activity online: a customer who never acted (recency "never", no counts), as the
+        # features DAG would describe them once they are known
+        from pipelines.models.segmentation import INPUT_COLUMNS, RECENCY_FEATURES
+
+        features |= {c: 0 for c in INPUT_COLUMNS if c not in RECENCY_FEATURES}
+    try:
+        label = int(loaded.model.predict(feature_frame(user_id, features))[0])
+        name = loaded.model.segment_names_[label]
+    except Exception as error:
+        log.warning("serving: segmentation v%s failed: %s", loaded.version, type(error))
+        return Answer(
+            {
+                **body,
+                "segment_id": None,
+                "segment_name": None,
+                "source": "unknown",
+                "fallback": "model_error",
+            },
+            "model_error",
+        )
+    return Answer(
+        {
+            **body,
+            "segment_id": label,
+            "segment_name": name,
+            "source": "computed",
+            "fallback": None if known else "cold_start",
+        },
+        None if known else "cold_start",
+    )

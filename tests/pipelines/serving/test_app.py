@@ -1,0 +1,316 @@
+"""The serving API on real champions and the real online store of a small generated shop.
+
+Known, cold-start and unknown users get answers that say how they were made; an event pushed
+changes the next answer's real-time features and lands in the day's log; bad, oversized and
+unauthenticated writes are refused with the reason; an alias moved under load drops no request;
+a registry outage keeps the last models serving. The models, MLflow and Feast are real; the one
+stand-in is a recommender that raises, to prove a failing model falls back.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import httpx
+import pandas as pd
+import pytest
+from fastapi.testclient import TestClient
+
+from pipelines.config import Settings
+from pipelines.data import contract
+from pipelines.data.event_log import read_event_log
+from pipelines.features.offline import read_offline_partition, write_offline_partition
+from pipelines.registry import promote
+from pipelines.serving.app import create_app
+from pipelines.serving.models import LoadedModel
+from pipelines.serving.testing import running_server
+
+from .conftest import TOKEN, Shop
+
+AUTH = {"Authorization": f"Bearer {TOKEN}"}
+
+
+@pytest.fixture(scope="module")
+def client(shop: Shop) -> Iterator[TestClient]:
+    with TestClient(create_app(shop.settings, poll=False)) as test_client:
+        yield test_client
+
+
+def _event(**changes: Any) -> dict[str, Any]:
+    event = {
+        "event_id": f"e-{time.monotonic_ns()}",
+        "user_id": "u000001",
+        "item_id": "i00002",
+        "event_type": "view",
+        "event_ts": datetime.now(UTC).isoformat(),
+        "quantity": 1,
+        "device": "web",
+    }
+    return {**event, **changes}
+
+
+def _holder(client: TestClient):
+    return client.app.state.serving.holder
+
+
+def _known_and_cold(client: TestClient) -> tuple[str, str]:
+    prepared = _holder(client).get("recommender").prepared
+    settings = client.app.state.serving.settings
+    segments = pd.read_parquet(settings.feast_offline_dir / "user_segment")
+    cold = sorted(set(segments["user_id"]) - set(prepared.user_rows))
+    return sorted(prepared.user_rows)[0], cold[0]
+
+
+# ---- reads -----------------------------------------------------------------------------------
+
+
+def test_ready_with_the_champions_loaded(client: TestClient, shop: Shop) -> None:
+    assert client.get("/health").json() == {"status": "ok"}
+    ready = client.get("/ready")
+    assert ready.status_code == 200, ready.json()
+    models = client.get("/v1/models").json()
+    for name, version in shop.champions.items():
+        assert models["models"][name]["version"] == version
+        assert models["models"][name]["alias"] == "champion"
+    assert "/v1/users/{user_id}/recommendations" in client.get("/openapi.json").json()["paths"]
+
+
+def test_a_known_user_gets_the_champions_personal_list(client: TestClient, shop: Shop) -> None:
+    known, _ = _known_and_cold(client)
+    body = client.get(f"/v1/users/{known}/recommendations", params={"k": 5}).json()
+    assert body["strategy"] in ("personalized", "buy-again"), body
+    assert body["source"] == "precomputed" and body["fallback"] is None
+    assert body["version"] == shop.champions["recommender"]
+    assert [i["rank"] for i in body["items"]] == [1, 2, 3, 4, 5]
+    scores = [i["score"] for i in body["items"]]
+    assert scores == sorted(scores, reverse=True)
+
+    # filters: a category and excluded items, scored by the loaded model
+    catalogue = client.app.state.serving.catalogue.state
+    category = catalogue.category[body["items"][0]["item_id"]]
+    first = body["items"][0]["item_id"]
+    filtered = client.get(
+        f"/v1/users/{known}/recommendations",
+        params={"k": 3, "category": category, "exclude": first},
+    ).json()
+    assert filtered["items"] and first not in {i["item_id"] for i in filtered["items"]}
+    assert {catalogue.category[i["item_id"]] for i in filtered["items"]} == {category}
+
+
+def test_a_cold_start_user_gets_their_segments_bestsellers(client: TestClient) -> None:
+    _, cold = _known_and_cold(client)
+    body = client.get(f"/v1/users/{cold}/recommendations", params={"k": 4}).json()
+    assert body["strategy"] == "segment", body
+    assert body["fallback"] == "unknown_user" and len(body["items"]) == 4
+    segment = client.get(f"/v1/users/{cold}/segment").json()
+    assert segment["source"] == "published" and segment["segment_id"] == body["segment_id"]
+
+
+def test_an_unknown_user_gets_popular_items_a_probability_and_a_segment(
+    client: TestClient,
+) -> None:
+    body = client.get("/v1/users/never-seen-42/recommendations", params={"k": 3}).json()
+    assert body["strategy"] == "popular" and body["fallback"] == "unknown_user"
+    assert len(body["items"]) == 3
+    propensity = client.get("/v1/users/never-seen-42/propensity").json()
+    assert propensity["strategy"] == "cold-start" and 0.0 <= propensity["probability"] <= 1.0
+    segment = client.get("/v1/users/never-seen-42/segment").json()
+    assert segment["source"] == "computed" and segment["segment_name"]
+    metrics = client.get("/metrics").text
+    assert 'personalize_fallbacks_total{endpoint="recommendations",reason="unknown_user"}' in (
+        metrics
+    )
+
+
+def test_propensity_is_a_probability_within_the_models_horizon(
+    client: TestClient, shop: Shop
+) -> None:
+    known, _ = _known_and_cold(client)
+    body = client.get(f"/v1/users/{known}/propensity").json()
+    assert body["version"] == shop.champions["propensity"]
+    assert body["horizon_days"] == shop.settings.propensity_horizon_days
+    assert 0.0 <= body["probability"] <= 1.0 and body["strategy"] == "personalized"
+
+
+def test_an_item_no_longer_listed_is_never_returned(client: TestClient, shop: Shop) -> None:
+    known, _ = _known_and_cold(client)
+    top = client.get(f"/v1/users/{known}/recommendations", params={"k": 5}).json()["items"]
+    gone = top[0]["item_id"]
+    settings = shop.settings
+    day = shop.last_day + timedelta(days=1)
+    items = read_offline_partition(settings.feast_offline_dir, "item_popularity", shop.last_day)
+    listed = items[items["item_id"] != gone].assign(
+        event_timestamp=items["event_timestamp"] + pd.Timedelta(days=1)
+    )
+    write_offline_partition(settings.feast_offline_dir, "item_popularity", day, listed)
+    _holder(client).refresh()  # the polling thread's job: reloads the catalogue
+
+    for user in (known, "never-seen-42"):
+        body = client.get(f"/v1/users/{user}/recommendations", params={"k": 10}).json()
+        assert gone not in {i["item_id"] for i in body["items"]}, body
+        assert len(body["items"]) == 10
+
+
+def test_a_recommender_that_fails_to_score_falls_back_and_counts_it(client: TestClient) -> None:
+    class Broken:
+        """Stands in for a corrupt model: every score raises."""
+
+        def __init__(self, model: Any) -> None:
+            self.__dict__.update(model.__dict__)
+
+        def score_items(self, *_: Any) -> Any:
+            raise FloatingPointError("corrupt weights")
+
+    holder = _holder(client)
+    held = holder.get("recommender")
+    broken_prepared = type(held.prepared)(**{**held.prepared.__dict__, "model": Broken(held.model)})
+    holder.put(LoadedModel("recommender", held.version, held.model, held.loaded_at,
+                           broken_prepared))  # fmt: skip
+    try:
+        known, _ = _known_and_cold(client)
+        body = client.get(f"/v1/users/{known}/recommendations", params={"k": 90}).json()
+        assert body["strategy"] == "popular" and body["fallback"] == "model_error", body
+        assert body["items"]
+        assert 'reason="model_error"' in client.get("/metrics").text
+    finally:
+        holder.put(held)
+
+
+# ---- events ----------------------------------------------------------------------------------
+
+
+def test_a_pushed_event_changes_the_next_answers_features_and_is_logged(
+    client: TestClient, shop: Shop
+) -> None:
+    user = "u000003"
+    before = client.get(f"/v1/users/{user}/propensity").json()["realtime"]["rt_views_1h"] or 0
+    events = [_event(user_id=user), _event(user_id=user, event_type="add_to_cart", price=9.5)]
+    accepted = client.post("/v1/events", json={"events": events}, headers=AUTH)
+    assert accepted.status_code == 202, accepted.json()
+    assert accepted.json()["accepted"] == 2
+
+    after = client.get(f"/v1/users/{user}/propensity").json()["realtime"]
+    assert after["rt_views_1h"] == before + 1 and after["rt_carts_1h"] >= 1
+
+    day = datetime.fromisoformat(events[0]["event_ts"]).date()
+    logged = read_event_log(shop.settings.landing_dir, day)
+    assert set(events[i]["event_id"] for i in (0, 1)) <= set(logged["event_id"])
+    assert str(logged["event_ts"].dtype) == contract.EVENTS.column("event_ts").pandas_dtype
+    assert "personalize_events_pushed_total" in client.get("/metrics").text
+
+
+def test_a_bad_event_is_refused_naming_the_field_and_the_rule(client: TestClient) -> None:
+    refused = client.post(
+        "/v1/events",
+        json={"events": [_event(), _event(event_type="click"), _event(event_type="purchase")]},
+        headers=AUTH,
+    )
+    assert refused.status_code == 422
+    problems = {p["field"]: p["rule"] for p in refused.json()["detail"]}
+    assert problems["events[1].event_type"].startswith("one of ['view'")
+    assert problems["events[2].price"] == "add_to_cart and purchase rows carry a price"
+
+    one = client.post("/v1/events", json=_event(quantity=0), headers=AUTH)
+    assert one.status_code == 422 and one.json()["detail"][0]["field"] == "quantity"
+    naive = client.post("/v1/events", json=_event(event_ts="2026-02-01T10:00:00"), headers=AUTH)
+    assert naive.json()["detail"][0]["rule"] == "an ISO 8601 timestamp with a timezone"
+    too_many = client.post("/v1/events", json=[_event() for _ in range(51)], headers=AUTH)
+    assert too_many.status_code == 422 and "at most 50" in too_many.json()["detail"][0]["rule"]
+
+
+def test_an_oversized_body_gets_413_declared_or_streamed(client: TestClient) -> None:
+    big = b'{"events": [' + b" " * (17 * 1024) + b"]}"
+    assert client.post("/v1/events", content=big, headers=AUTH).status_code == 413
+    chunks = iter([big[:8000], big[8000:]])  # no Content-Length: counted while read
+    assert client.post("/v1/events", content=chunks, headers=AUTH).status_code == 413
+
+
+def test_a_write_without_the_token_gets_401(client: TestClient) -> None:
+    assert client.post("/v1/events", json=_event()).status_code == 401
+    wrong = {"Authorization": "Bearer not-the-token"}
+    assert client.post("/v1/events", json=_event(), headers=wrong).status_code == 401
+    assert 'reason="unauthorized"' in client.get("/metrics").text
+
+
+# ---- model lifecycle -------------------------------------------------------------------------
+
+
+def test_an_alias_swap_under_concurrent_requests_drops_none(shop: Shop) -> None:
+    settings = shop.settings.model_copy(update={"serve_poll_seconds": 0.2})
+    old, new = shop.champions["recommender"], shop.next_recommender
+    statuses: list[int] = []
+    versions: set[int] = set()
+    stop = threading.Event()
+
+    def hammer(base: str) -> None:
+        with httpx.Client(base_url=base, timeout=10) as http:
+            n = 0
+            while not stop.is_set():
+                user = f"u{n % 300:06d}"
+                response = http.get(f"/v1/users/{user}/recommendations", params={"k": 5})
+                statuses.append(response.status_code)
+                if response.status_code == 200:
+                    versions.add(response.json()["version"])
+                n += 1
+
+    with running_server(create_app(settings)) as base:
+        threads = [threading.Thread(target=hammer, args=(base,)) for _ in range(4)]
+        for thread in threads:
+            thread.start()
+        time.sleep(0.5)
+        promote(settings, "recommender", new, actor="test", reason="swap under load",
+                require_blessed=False)  # fmt: skip
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            served = httpx.get(f"{base}/v1/models").json()["models"]["recommender"]["version"]
+            if served == new:
+                break
+            time.sleep(0.1)
+        time.sleep(0.5)
+        stop.set()
+        for thread in threads:
+            thread.join()
+        after = httpx.get(f"{base}/v1/users/u000001/recommendations").json()
+        metrics = httpx.get(f"{base}/metrics").text
+
+    assert statuses and set(statuses) == {200}, set(statuses)
+    assert versions == {old, new}
+    assert after["version"] == new and after["source"] == "model"  # precomputed lists are v1's
+    assert f'personalize_model_version{{model="recommender"}} {float(new)}' in metrics
+
+
+def test_a_registry_outage_keeps_the_last_models_serving(
+    client: TestClient, shop: Shop, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_TIMEOUT", "2")
+    holder = _holder(client)
+    served = {n: m.version for n, m in holder.snapshot().items()}
+    unreachable = shop.settings.model_copy(update={"mlflow_uri": "http://127.0.0.1:9"})
+    holder.registry_settings = unreachable
+    try:
+        assert holder.refresh() == {}
+        assert holder.registry.reachable is False and holder.registry.error
+        assert {n: m.version for n, m in holder.snapshot().items()} == served
+        assert client.get("/ready").status_code == 200
+        body = client.get("/v1/users/u000001/recommendations").json()
+        assert body["version"] == served["recommender"]
+        assert client.get("/v1/models").json()["registry"]["reachable"] is False
+    finally:
+        holder.registry_settings = shop.settings
+        holder.refresh()
+
+
+def test_without_any_model_serving_is_not_ready_but_answers(shop: Shop, monkeypatch) -> None:
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
+    settings: Settings = shop.settings.model_copy(update={"mlflow_uri": "http://127.0.0.1:9"})
+    with TestClient(create_app(settings, poll=False)) as cold_client:
+        ready = cold_client.get("/ready")
+        assert ready.status_code == 503 and "no model loaded" in ready.json()["problems"][0]
+        body = cold_client.get("/v1/users/u000001/recommendations", params={"k": 3}).json()
+        assert body["strategy"] == "popular" and body["fallback"] == "no_model"
+        assert len(body["items"]) == 3
