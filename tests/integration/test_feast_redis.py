@@ -99,7 +99,9 @@ def test_prod_store_applies_materializes_guards_and_serves(prod_settings: Settin
     )
     assert push_realtime(prod_settings, pushed) == 1
 
-    served = online_features(prod_settings, ["u1", "u2", "ghost"]).set_index("user_id")
+    served = online_features(prod_settings, ["u1", "u2", "ghost"], "propensity_v1").set_index(
+        "user_id"
+    )
     assert served.loc["u1", "views_1d"] == 300
     assert served.loc["u2", "views_1d"] == 101
     assert served.loc["u1", "top_category_1"] == "top_category_1-300"
