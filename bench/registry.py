@@ -2,13 +2,13 @@
 
 .venv/bin/python bench/registry.py [--users 2000 --days 30]
 
-Builds the three training runs exactly as the train DAG does (``pipelines.flows.train``), then
+Builds the three training runs exactly as the train DAG does (each spec's ``build_run``), then
 times :func:`pipelines.registry.log_and_register` for each — the whole run ("whole_run_s") and,
 within it, the model logged and registered with its alias ("log_model_and_register_s", the
-figure the target is about). The whole run holds the MLflow run with its params,
-metrics, plots, tables, reference sample and dataset lineage, the model itself (propensity in
-skops with its trusted types, the others with cloudpickle, all with pinned requirements) and the
-registered version with its alias. The first call also creates the MLflow database; it is timed
+figure the target is about). The whole run holds the MLflow run with its params, metrics,
+plots, tables, reference sample and dataset lineage, the model itself (propensity in skops with
+its trusted types, the others as pyfunc models of plain files, all with pinned requirements) and
+the registered version with its alias. The first call also creates the MLflow database; it is timed
 separately ("store_setup_s") so that it does not count against a model.
 """
 
