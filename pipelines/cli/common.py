@@ -12,7 +12,7 @@ import os
 import warnings
 from datetime import date
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
@@ -83,6 +83,31 @@ def main(
     ctx.obj = {"settings": get_settings(**overrides)}
 
 
+def progress_bar(
+    *, remaining: bool = False, hidden: bool = False, to: Console | None = None
+) -> Any:
+    """The commands' progress bar: what is happening, the bar, done/total and the time elapsed
+    (or left, with ``remaining``), on stderr unless ``to`` says otherwise, so stdout stays the
+    command's output; ``hidden`` when the output is JSON."""
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
+
+    return Progress(
+        "[progress.description]{task.description}",
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeRemainingColumn() if remaining else TimeElapsedColumn(),
+        console=to or err_console,
+        transient=True,
+        disable=hidden,
+    )
+
+
 def run_dags(
     settings: Settings,
     dag_id: str,
@@ -92,19 +117,10 @@ def run_dags(
     conf: dict | None = None,
 ) -> list:
     """Run ``dag_id`` for each day with a progress bar per day and DAG; print what happened."""
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
-
     from pipelines.orchestration.runner import DagImportError, RunEvent, UnknownDag, run_dag
 
     records = []
-    with Progress(
-        "[progress.description]{task.description}",
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        console=err_console,
-        transient=True,
-    ) as progress:
+    with progress_bar() as progress:
         overall = progress.add_task(f"{dag_id}", total=len(days))
 
         def show(event: RunEvent) -> None:

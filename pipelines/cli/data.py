@@ -17,6 +17,7 @@ from pipelines.cli.common import (
     console,
     err_console,
     parse_day,
+    progress_bar,
     run_dags,
     settings_of,
     usage_error,
@@ -171,7 +172,6 @@ def generate(
             planted=bool(drift or bad), as_json=as_json,
         )  # fmt: skip
         return
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
 
     from pipelines.data.generator import (
         BAD_KINDS,
@@ -199,15 +199,7 @@ def generate(
     except GeneratorError as problem:
         raise usage_error(str(problem)) from None
 
-    with Progress(
-        "[progress.description]{task.description}",
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeRemainingColumn(),
-        console=err_console,
-        disable=as_json,
-        transient=True,
-    ) as progress:
+    with progress_bar(remaining=True, hidden=as_json) as progress:
         task = progress.add_task("generating days", total=spec.days)
 
         def advance(written: DayWritten) -> None:

@@ -16,8 +16,8 @@ from pipelines.cli.common import (
     EXIT_DATA,
     app,
     console,
-    err_console,
     parse_day,
+    progress_bar,
     settings_of,
     usage_error,
 )
@@ -86,19 +86,9 @@ def history_command(
 
     With ``json_with``, the JSON document is ``json_with`` plus ``{"history": report}``.
     """
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
-
     from pipelines.orchestration.history import HistoryProgress, run_history
 
-    with Progress(
-        "[progress.description]{task.description}",
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        console=err_console,
-        transient=True,
-        disable=as_json,
-    ) as bar:
+    with progress_bar(hidden=as_json) as bar:
         days = bar.add_task("history", total=(last - first).days + 1)
 
         def show(update: HistoryProgress) -> None:

@@ -9,7 +9,7 @@ from typing import Annotated
 
 import typer
 
-from pipelines.cli.common import app, console, settings_of, usage_error
+from pipelines.cli.common import app, console, progress_bar, settings_of, usage_error
 
 monitor_app = typer.Typer(
     help="Monitoring tools: calibrate the drift thresholds on clean days.", no_args_is_help=True
@@ -47,7 +47,6 @@ def calibrate(
     type's threshold so that no clean day would have drifted, plus headroom. Prints the figures
     and the gates.toml table.
     """
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
 
     from pipelines.data.generator import ShopSpec
     from pipelines.gates import load_monitoring_config
@@ -73,14 +72,7 @@ def calibrate(
     import pandas as pd
 
     scores = []
-    with Progress(
-        "[progress.description]{task.description}",
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeRemainingColumn(),
-        console=console,
-        transient=True,
-    ) as progress:
+    with progress_bar(remaining=True, to=console) as progress:
         task = progress.add_task(
             "clean shops", total=len(seeds) * len(MODEL_COLUMNS) * (days // 3 + 1)
         )
