@@ -1,7 +1,8 @@
-"""Training runs of the three models, end to end: data in, registered and gated version out.
+"""The train DAG's job: for each model of the catalogue, data in, registered and gated version out.
 
-The ``train`` DAG calls one function per task: :func:`train_for_run` (build the training data,
-fit, evaluate, log to MLflow, register as ``challenger``), :func:`gate_for_run` (score challenger
+The ``train`` DAG calls one function per task: :func:`train_for_run` (the model spec's
+``build_run`` builds the training data, fits and evaluates; the run is logged to MLflow and
+registered as ``challenger``), :func:`gate_for_run` (score challenger
 and champion on the challenger's fresh holdout and bless or reject), :func:`promote_for_run`
 (carry the gate's decision out) and :func:`publish_segments_for_run`. The same functions back
 ``personalize train``. Every model resolves ``@champion`` at the moment it is used, so an alias
