@@ -353,3 +353,42 @@ def test_without_any_model_serving_is_not_ready_but_answers(shop: Shop, monkeypa
         body = cold_client.get("/v1/users/u000001/recommendations", params={"k": 3}).json()
         assert body["strategy"] == "popular" and body["fallback"] == "no_model"
         assert len(body["items"]) == 3
+
+
+# ---- end to end: the log reaches curated -----------------------------------------------------
+
+
+def test_events_accepted_for_a_day_are_curated_by_that_days_ingest(
+    client: TestClient, shop: Shop
+) -> None:
+    """The day's ingest validates the landed export and the serving log as one batch (same
+    suite), an event both hold counted once: an accepted event is curated (or quarantined)."""
+    from pipelines.data.partitions import partition_dir
+    from pipelines.validation.batch import landed_files
+    from pipelines.validation.ingest import ingest_table
+
+    settings, day = shop.settings, shop.last_day
+    landed = pd.concat(
+        pd.read_parquet(f) for f in landed_files(settings.landing_dir, "events", day)
+    )
+    sample = landed.iloc[0]
+    stamp = (pd.Timestamp(day, tz="UTC") + pd.Timedelta(hours=23)).isoformat()
+    new = [
+        _event(event_id="live-1", user_id=sample["user_id"], item_id=sample["item_id"],
+               event_ts=stamp),
+        _event(event_id="live-2", user_id=sample["user_id"], item_id=sample["item_id"],
+               event_ts=stamp, event_type="add_to_cart", price=4.0),
+        _event(event_id=sample["event_id"], user_id=sample["user_id"],
+               item_id=sample["item_id"], event_ts=stamp),  # the export has it too
+    ]  # fmt: skip
+    accepted = client.post("/v1/events", json=new, headers=AUTH)
+    assert accepted.status_code == 202 and accepted.json()["days"] == {day.isoformat(): 3}
+
+    result = ingest_table(settings, "events", day)
+    assert result.status == "loaded" and result.rows == len(landed) + 2
+    curated = pd.read_parquet(partition_dir(settings.curated_dir, "events", day))
+    assert {"live-1", "live-2"} <= set(curated["event_id"])
+    assert (curated["event_id"] == sample["event_id"]).sum() == 1
+    assert curated["event_id"].is_unique
+    lineage = (partition_dir(settings.curated_dir, "events", day) / "_validation.json").read_text()
+    assert "serving_events" in lineage  # the log is named among the batch's files
