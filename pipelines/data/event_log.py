@@ -9,7 +9,8 @@ It lives beside ``landing/events/`` rather than in it: a shop's daily export is 
 replacing its partition (``partitions.write_partition``), which would delete a log kept there,
 and the ingest sensor must not mistake a half-day of live events for the day's batch.
 :func:`read_event_log` gives a day's log as a frame typed by the contract, ready to be landed
-or validated like any batch.
+or validated like any batch; the day's ingest merges it into the landed events
+(``pipelines.validation.ingest.with_serving_log``).
 
 Appends are durable when :func:`append_events` returns: the lines are written with one
 ``write`` under an exclusive ``flock`` (several server processes may append to one file), then

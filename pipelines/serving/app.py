@@ -41,11 +41,13 @@ from pipelines.serving.events import Problem, RealtimeCounters, validate_events
 from pipelines.serving.metrics import ServingMetrics, serving_metrics
 from pipelines.serving.models import ModelHolder
 from pipelines.serving.scoring import (
+    PROPENSITY,
     RECOMMENDATIONS_SERVICE,
     Answer,
     Catalogue,
     FeatureReader,
     PropensityScorer,
+    online_batch_reader,
     online_reader,
     prepare,
     recommend,
@@ -106,6 +108,12 @@ def create_app(
         metrics=metrics,
         read=online_reader(settings),
     )
+    read_many = online_batch_reader(settings)
+
+    def warm_propensity(current: ModelHolder) -> None:
+        state.propensity.warm(current.get(PROPENSITY), catalogue, read_many)
+
+    holder.add_refresh_callback(warm_propensity)  # after the catalogue's reload
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:

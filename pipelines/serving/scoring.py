@@ -52,6 +52,9 @@ _DTYPES = {c.name: c.dtype for table in FEATURE_TABLES.values() for c in table.c
 
 FeatureReader = Callable[[str, str], dict[str, Any]]
 """``(user_id, service) -> {feature: value}``: one user's online features of a service."""
+BatchReader = Callable[[Sequence[str], str], dict[str, list[Any]]]
+"""``(user_ids, service) -> {"user_id": [...], feature: [...]}``: many users' online features."""
+WARM_BATCH_USERS = 5_000
 
 
 def online_reader(settings: Settings) -> FeatureReader:
@@ -60,6 +63,15 @@ def online_reader(settings: Settings) -> FeatureReader:
     def read(user_id: str, service: str) -> dict[str, Any]:
         values = online_feature_values(settings, [user_id], service)
         return {name: column[0] for name, column in values.items()}
+
+    return read
+
+
+def online_batch_reader(settings: Settings) -> BatchReader:
+    from pipelines.features.online import online_feature_values
+
+    def read(user_ids: Sequence[str], service: str) -> dict[str, list[Any]]:
+        return online_feature_values(settings, list(user_ids), service)
 
     return read
 
@@ -73,6 +85,12 @@ class CatalogueState:
     category: Mapping[str, str | None]  # item -> category, every live item
     popularity: Mapping[str, float]  # item -> bestseller score (purchases > carts > views)
     segment_members: Mapping[int, tuple[str, ...]] = field(default_factory=dict)  # published
+    # user -> (recommender version, item ids, scores): the latest published top-k
+    # (``user_recommendations``), what ``recommendations_v1`` serves online, held in memory
+    recommendations: Mapping[str, tuple[int, tuple[str, ...], tuple[float, ...]]] = field(
+        default_factory=dict
+    )
+    known_users: tuple[str, ...] = ()  # users of the latest ``user_activity`` partition
 
 
 class Catalogue:
@@ -104,13 +122,70 @@ class Catalogue:
         groups = frame.groupby("segment_id")["user_id"]
         return {int(label): tuple(users.astype(str)) for label, users in groups}
 
+    def _latest(self, table: str) -> tuple[Any, int] | None:
+        """(latest day, its files' newest mtime) of an offline table: changes on a rewrite."""
+        from pipelines.data.partitions import partition_days, partition_dir
+
+        offline = self.settings.feast_offline_dir
+        days = partition_days(offline, table)
+        if not days:
+            return None
+        files = list(partition_dir(offline, table, days[-1]).glob("*.parquet"))
+        return days[-1], max((f.stat().st_mtime_ns for f in files), default=0)
+
+    def _recommendations(
+        self, latest: tuple[Any, int] | None
+    ) -> dict[str, tuple[int, tuple[str, ...], tuple[float, ...]]]:
+        from pipelines.features.offline import read_offline_partition
+
+        if latest is None:
+            return {}
+        frame = read_offline_partition(
+            self.settings.feast_offline_dir, "user_recommendations", latest[0]
+        )
+        if frame is None or frame.empty:
+            return {}
+        out = {}
+        for user, ids, scores, version in zip(
+            frame["user_id"].astype(str),
+            frame["recommended_item_ids"],
+            frame["recommended_scores"],
+            frame["recommender_version"],
+            strict=True,
+        ):
+            if not ids or version is None or version != version:  # none, or NaN
+                continue
+            out[user] = (
+                int(version),
+                tuple(ids.split(",")),
+                tuple(float(v) for v in (scores or "").split(",") if v),
+            )
+        return out
+
+    def _known_users(self, latest: tuple[Any, int] | None) -> tuple[str, ...]:
+        from pipelines.features.offline import read_offline_partition
+
+        if latest is None:
+            return ()
+        frame = read_offline_partition(
+            self.settings.feast_offline_dir, "user_activity", latest[0], ["user_id"]
+        )
+        return () if frame is None else tuple(sorted(set(frame["user_id"].astype(str))))
+
     def refresh(self, *_: object) -> bool:
         from pipelines.data.partitions import partition_days
         from pipelines.features.offline import read_offline_partition
 
         days = partition_days(self.settings.feast_offline_dir, "item_popularity")
         segment_days = partition_days(self.settings.feast_offline_dir, "user_segment")
-        stamp = (days[-1].isoformat() if days else None, segment_days[-1] if segment_days else None)
+        published = self._latest("user_recommendations")
+        activity = self._latest("user_activity")
+        stamp = (
+            days[-1].isoformat() if days else None,
+            segment_days[-1] if segment_days else None,
+            published,
+            activity,
+        )
         if not days or stamp == self._stamp:
             return False
         self._stamp = stamp
@@ -129,6 +204,8 @@ class Catalogue:
             dict(zip(items, categories.tolist(), strict=True)),
             dict(zip(items, score.tolist(), strict=True)),
             self._segment_members(),
+            self._recommendations(published),
+            self._known_users(activity),
         )
         self.token += 1
         return True
@@ -343,13 +420,18 @@ def _precomputed(
     category: str | None,
     excluded: set[str],
 ) -> list[dict[str, Any]] | None:
-    values = read(user_id, RECOMMENDATIONS_SERVICE)
-    ids, scores = values.get("recommended_item_ids"), values.get("recommended_scores")
-    if not ids or values.get("recommender_version") != version:
-        return None  # none, or made by another version than the one served: not fresh
     state = catalogue.state
+    held = state.recommendations.get(user_id)
+    if held is not None and held[0] == version:  # in memory: no read of the online store
+        pairs = zip(held[1], held[2], strict=False)
+    else:
+        values = read(user_id, RECOMMENDATIONS_SERVICE)
+        ids, scores = values.get("recommended_item_ids"), values.get("recommended_scores")
+        if not ids or values.get("recommender_version") != version:
+            return None  # none, or made by another version than the one served: not fresh
+        pairs = zip(ids.split(","), (scores or "").split(","), strict=False)
     out = []
-    for item, score in zip(ids.split(","), (scores or "").split(","), strict=False):
+    for item, score in pairs:
         if item in excluded:
             continue
         if state.category and item not in state.category:
@@ -412,6 +494,37 @@ class PropensityScorer:
         self._cache: OrderedDict[tuple, float] = OrderedDict()
         self._lock = threading.Lock()
         self._served: dict[int, tuple[float, int]] = {}  # version -> (sum, count)
+        self._warmed: tuple[int, int] | None = None  # (version, catalogue token) warmed for
+
+    def warm(self, loaded: LoadedModel | None, catalogue: Catalogue, read_many: BatchReader) -> int:
+        """Score every known user's online features in batches when the champion or the day
+        changes (the polling thread), so a request whose features did not move since is a cache
+        hit; scores put in the cache. A request still reads its user's features: real-time
+        counters that moved make another key, scored then."""
+        if loaded is None:
+            return 0
+        key = (loaded.version, catalogue.token)
+        if key == self._warmed:
+            return 0
+        users = catalogue.state.known_users[: self.cache_size]
+        warmed = 0
+        for start in range(0, len(users), WARM_BATCH_USERS):
+            chunk = users[start : start + WARM_BATCH_USERS]
+            columns = read_many(chunk, PROPENSITY_SERVICE)
+            names = [n for n in columns if n != "user_id"]
+            frame = feature_frame(columns["user_id"], {n: columns[n] for n in names}, rows=True)
+            scores = loaded.model.predict_proba(frame)[:, 1]
+            rows = zip(*(columns[n] for n in names), strict=True)
+            with self._lock:
+                for values, score in zip(rows, scores.tolist(), strict=True):
+                    self._cache[(loaded.version, values)] = float(score)
+                    self._cache.move_to_end((loaded.version, values))
+                while len(self._cache) > self.cache_size:
+                    self._cache.popitem(last=False)
+            warmed += len(chunk)
+        self._warmed = key
+        log.info("serving: propensity v%s scored %d known users ahead", loaded.version, warmed)
+        return warmed
 
     def score(self, models: Mapping[str, LoadedModel], read: FeatureReader, user_id: str) -> Answer:
         loaded = models.get(PROPENSITY)
@@ -463,16 +576,19 @@ class PropensityScorer:
         return answer
 
 
-def feature_frame(user_id: str, features: Mapping[str, Any]) -> pd.DataFrame:
-    """One row of online features with the offline dtypes (numbers as float, nulls as NaN)."""
+def feature_frame(user_id: Any, features: Mapping[str, Any], *, rows: bool = False) -> pd.DataFrame:
+    """One row of online features with the offline dtypes (numbers as float, nulls as NaN); with
+    ``rows=True``, ``user_id`` and each feature are lists, one value per row."""
     import pandas as pd
 
-    columns = {"user_id": [user_id]}
-    for name, value in features.items():
+    if not rows:
+        user_id, features = [user_id], {name: [value] for name, value in features.items()}
+    columns: dict[str, Any] = {"user_id": list(user_id)}
+    for name, values in features.items():
         if _DTYPES.get(name) == "string":
-            columns[name] = pd.array([value], dtype=object)
+            columns[name] = pd.array(list(values), dtype=object)
         else:
-            columns[name] = np.array([np.nan if value is None else value], dtype="float64")
+            columns[name] = np.array([np.nan if v is None else v for v in values], dtype="float64")
     return pd.DataFrame(columns)
 
 

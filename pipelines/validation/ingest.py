@@ -88,8 +88,13 @@ def validate_files(
     day: date,
     files: list[Path],
     session: ValidationSession | None = None,
+    *,
+    serving_log: bool = False,
 ) -> tuple[ValidationOutcome, LandedBatch | None]:
     """Run the table's suite on ``files`` as the batch of ``day`` (batch None: unreadable).
+
+    ``serving_log``: merge the day's serving event log (events accepted by the API, see
+    :mod:`pipelines.data.event_log`) into the batch first, so the same suite validates both.
 
     ``session``: what a history run keeps across its days (see
     :mod:`pipelines.validation.session`); the verdict is the same with or without it.
@@ -100,6 +105,9 @@ def validate_files(
         batch = read_batch(files, table, day)
     except BatchUnreadable as unreadable:
         return _unreadable_outcome(table, day, files, suite.name, suite.version, unreadable), None
+    if serving_log and table == "events":
+        batch = with_serving_log(settings.landing_dir, batch)
+        files = batch.files
 
     from pipelines.validation.gx_runner import run_suite
 
@@ -139,6 +147,34 @@ def validate_files(
         note=gx_run.note,
     )
     return outcome, batch
+
+
+def with_serving_log(landing_dir: Path, batch: LandedBatch) -> LandedBatch:
+    """The landed events of the batch's day plus the serving log's events of that day that the
+    export does not already hold (by ``event_id``: the shop's own copy of an event wins, and an
+    event logged twice counts once). The log file is named among the batch's files (lineage);
+    it stays where it is whatever the verdict, as the API may still be appending to it."""
+    import numpy as np
+    import pandas as pd
+
+    from pipelines.data.event_log import event_log_path, read_event_log
+
+    logged = read_event_log(landing_dir, batch.day)
+    if logged.empty:
+        return batch
+    logged = logged.drop_duplicates("event_id", keep="first")
+    if "event_id" in batch.frame.columns:
+        logged = logged[~logged["event_id"].isin(batch.frame["event_id"])]
+    if logged.empty:
+        return batch
+    frame = pd.concat([batch.frame, logged], ignore_index=True) if batch.rows else logged
+    frame = frame.reset_index(drop=True)
+    nan_rows = {
+        name: np.concatenate([mask, np.zeros(len(logged), bool)])
+        for name, mask in batch.nan_rows.items()
+    }
+    files = [*batch.files, event_log_path(landing_dir, batch.day)]
+    return LandedBatch(batch.table, batch.day, files, frame, nan_rows)
 
 
 def _unreadable_outcome(
@@ -191,7 +227,7 @@ def ingest_table(
             raise BatchMissing(missing_batch_message(settings, table, day))
         target = load_closed_day(settings, day, closed)
         return IngestResult(table, day, "closed", 0, str(target))
-    outcome, batch = validate_files(settings, table, day, files, session)
+    outcome, batch = validate_files(settings, table, day, files, session, serving_log=True)
     if outcome.success and batch is not None:
         target = load_curated(settings, outcome, batch)
         return IngestResult(table, day, "loaded", batch.rows, str(target), outcome.run_id)

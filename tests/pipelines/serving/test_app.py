@@ -27,6 +27,7 @@ from pipelines.features.offline import read_offline_partition, write_offline_par
 from pipelines.registry import promote
 from pipelines.serving.app import create_app
 from pipelines.serving.models import LoadedModel
+from pipelines.serving.scoring import feature_frame
 from pipelines.serving.testing import running_server
 
 from .conftest import TOKEN, Shop
@@ -134,6 +135,44 @@ def test_propensity_is_a_probability_within_the_models_horizon(
     assert body["version"] == shop.champions["propensity"]
     assert body["horizon_days"] == shop.settings.propensity_horizon_days
     assert 0.0 <= body["probability"] <= 1.0 and body["strategy"] == "personalized"
+
+
+def test_known_users_are_answered_from_memory(client: TestClient, monkeypatch) -> None:
+    """The published top-k is held in memory and every known user's propensity is scored at
+    load: a known user's request neither reads recommendations_v1 nor runs the model."""
+    state = client.app.state.serving
+    known, _ = _known_and_cold(client)
+    assert (
+        state.catalogue.state.recommendations[known][0]
+        == _holder(client).get("recommender").version
+    )
+    read = state.read
+
+    def no_recommendations_read(user_id: str, service: str) -> dict[str, Any]:
+        assert service != "recommendations_v1", "read the online store for a held top-k"
+        return read(user_id, service)
+
+    monkeypatch.setattr(state, "read", no_recommendations_read)
+    body = client.get(f"/v1/users/{known}/recommendations", params={"k": 5}).json()
+    assert body["source"] == "precomputed" and len(body["items"]) == 5
+
+    loaded = _holder(client).get("propensity")
+    features = {k: v for k, v in read(known, "propensity_v1").items() if k != "user_id"}
+    expected = float(loaded.model.predict_proba(feature_frame(known, features))[0, 1])
+
+    class NoScoring:
+        def predict_proba(self, *_: Any) -> Any:
+            raise AssertionError("scored a known user's unchanged features per request")
+
+    holder = _holder(client)
+    holder.put(LoadedModel("propensity", loaded.version, NoScoring(), loaded.loaded_at))
+    try:
+        answer = client.get(f"/v1/users/{known}/propensity").json()
+    finally:
+        holder.put(loaded)
+    assert answer["fallback"] is None and answer["probability"] == pytest.approx(
+        round(expected, 6), abs=1e-6
+    )
 
 
 def test_an_item_no_longer_listed_is_never_returned(client: TestClient, shop: Shop) -> None:
@@ -314,3 +353,42 @@ def test_without_any_model_serving_is_not_ready_but_answers(shop: Shop, monkeypa
         body = cold_client.get("/v1/users/u000001/recommendations", params={"k": 3}).json()
         assert body["strategy"] == "popular" and body["fallback"] == "no_model"
         assert len(body["items"]) == 3
+
+
+# ---- end to end: the log reaches curated -----------------------------------------------------
+
+
+def test_events_accepted_for_a_day_are_curated_by_that_days_ingest(
+    client: TestClient, shop: Shop
+) -> None:
+    """The day's ingest validates the landed export and the serving log as one batch (same
+    suite), an event both hold counted once: an accepted event is curated (or quarantined)."""
+    from pipelines.data.partitions import partition_dir
+    from pipelines.validation.batch import landed_files
+    from pipelines.validation.ingest import ingest_table
+
+    settings, day = shop.settings, shop.last_day
+    landed = pd.concat(
+        pd.read_parquet(f) for f in landed_files(settings.landing_dir, "events", day)
+    )
+    sample = landed.iloc[0]
+    stamp = (pd.Timestamp(day, tz="UTC") + pd.Timedelta(hours=23)).isoformat()
+    new = [
+        _event(event_id="live-1", user_id=sample["user_id"], item_id=sample["item_id"],
+               event_ts=stamp),
+        _event(event_id="live-2", user_id=sample["user_id"], item_id=sample["item_id"],
+               event_ts=stamp, event_type="add_to_cart", price=4.0),
+        _event(event_id=sample["event_id"], user_id=sample["user_id"],
+               item_id=sample["item_id"], event_ts=stamp),  # the export has it too
+    ]  # fmt: skip
+    accepted = client.post("/v1/events", json=new, headers=AUTH)
+    assert accepted.status_code == 202 and accepted.json()["days"] == {day.isoformat(): 3}
+
+    result = ingest_table(settings, "events", day)
+    assert result.status == "loaded" and result.rows == len(landed) + 2
+    curated = pd.read_parquet(partition_dir(settings.curated_dir, "events", day))
+    assert {"live-1", "live-2"} <= set(curated["event_id"])
+    assert (curated["event_id"] == sample["event_id"]).sum() == 1
+    assert curated["event_id"].is_unique
+    lineage = (partition_dir(settings.curated_dir, "events", day) / "_validation.json").read_text()
+    assert "serving_events" in lineage  # the log is named among the batch's files
