@@ -10,6 +10,8 @@ export UV_PYTHON_DOWNLOADS := never
 UV := $(or $(shell command -v uv 2>/dev/null),$(CURDIR)/.tools/bin/uv)
 VENV := $(CURDIR)/.venv
 PERSONALIZE := $(VENV)/bin/personalize
+# pytest-xdist workers for make test (tests/conftest.py keeps the shared-Airflow tests on one)
+TEST_WORKERS ?= 2
 export PERSONALIZE_HOME ?= $(CURDIR)/.personalize
 
 .PHONY: help quickstart test lint format bench sync clean
@@ -37,7 +39,7 @@ test: sync ## lint, check declared dependencies, and run the whole test suite
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/deptry pipelines dags feature_repo
 	$(VENV)/bin/lint-imports
-	$(VENV)/bin/pytest
+	$(VENV)/bin/pytest -n $(TEST_WORKERS) --dist loadgroup
 
 lint: sync ## ruff check and format check
 	$(VENV)/bin/ruff check .

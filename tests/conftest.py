@@ -52,3 +52,17 @@ def airflow_settings(tmp_path_factory: pytest.TempPathFactory) -> Settings:
     from pipelines.orchestration.testing import prepare_test_airflow
 
     return prepare_test_airflow(tmp_path_factory.mktemp("airflow"))
+
+
+# before xdist's own hook, which reads the marks into the node ids it schedules by
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Tests on the shared session Airflow stay in one xdist worker, in collection order.
+
+    They share one Airflow home and registry per process, so which of them ran before another is
+    part of what each one sees; ``make test`` runs ``--dist loadgroup`` so the rest of the suite
+    (pure functions, the story in its own process, serving) runs beside them on the other core.
+    """
+    for item in items:
+        if "airflow_settings" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.xdist_group("airflow"))
