@@ -24,8 +24,8 @@ from .conftest import TOKEN, Shop
 
 def test_up_serve_starts_the_api_beside_the_uis_shows_it_ready_and_down_stops_it(
     shop: Shop,
-    site: Path,
-    monkeypatch: pytest.MonkeyPatch,  # noqa: F811
+    site: Path,  # noqa: F811 (the fixture imported above)
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.setenv("PERSONALIZE_SERVE_TOKEN", TOKEN)
     real_plan = supervisor.plan_services
