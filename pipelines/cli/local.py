@@ -126,6 +126,8 @@ def up(
     from pipelines.local import supervisor
 
     settings = settings_of(ctx)
+    if serve_port is not None and not serve:
+        raise usage_error("--serve-port needs --serve (it is the serving API's port)")
     supervisor.remove_stale_pid_files(settings)
     running = supervisor.running_services(settings)
     if running:

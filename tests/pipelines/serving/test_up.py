@@ -95,3 +95,8 @@ def test_up_without_serve_plans_no_api_and_the_plan_names_it_serve(settings: Set
     assert spec.health_url == "http://127.0.0.1:18123/health"
     assert spec.name not in plan.background  # waited for, like the UIs
     assert spec.env["PERSONALIZE_HOME"] == str(settings.state_dir)
+
+
+def test_a_serve_port_without_serve_is_a_usage_error(tmp_path: Path) -> None:
+    result = CliRunner().invoke(app, ["--home", str(tmp_path), "up", "--serve-port", "0"])
+    assert result.exit_code == 2 and "--serve-port needs --serve" in result.output
