@@ -205,7 +205,8 @@ def _print_live(live: dict[str, Any]) -> None:
         f"  the nightly export holds them too: {len(curated)} curated days, each event "
         + ("counted once" if once else "[red]NOT counted once[/]")
         + (
-            f"; {len(days) - len(curated)} day(s) quarantined with their posted events"
+            f"; {len(days) - len(curated)} day(s) quarantined (their posted events kept in the "
+            "day's log)"
             if len(curated) < len(days)
             else ""
         ),
