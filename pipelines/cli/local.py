@@ -1,4 +1,5 @@
-"""``personalize up`` / ``personalize down``: the Airflow and MLflow UIs of the active profile.
+"""``personalize up`` / ``personalize down``: the Airflow and MLflow UIs of the active profile
+(and, with ``up --serve``, the serving API).
 
 Registered on the main app by :mod:`pipelines.cli`. The work is in
 :mod:`pipelines.local.supervisor`; this module only talks to the person at the terminal.
@@ -60,6 +61,24 @@ def _print_ready(settings: Settings, plan: ServicePlan, seconds: float, detach: 
         console.print(f"           login [bold]{user}[/] / [bold]{password}[/]")
     console.print("           DAGs start paused: switch one on to let the scheduler run it")
     console.print(f"  MLflow   {urls['mlflow']}")
+    serve_url = urls.get(supervisor.SERVE_SERVICE)
+    if serve_url:
+        console.print(f"  Serving  {serve_url}   docs {serve_url}{supervisor.SERVE_DOCS_PATH}")
+        ready, problems = supervisor.serve_readiness(serve_url)
+        if ready:
+            console.print("           [green]ready[/]: answering with the @champion models")
+        else:
+            console.print(
+                f"           [yellow]not ready[/]: {'; '.join(problems)}", highlight=False
+            )
+            console.print(
+                "           it answers once a champion exists (`personalize train`, or "
+                "`personalize story`) and polls for it every serve_poll_seconds"
+            )
+        if not settings.serve_token:
+            console.print(
+                "           PERSONALIZE_SERVE_TOKEN is not set: POST /v1/events answers 401"
+            )
     console.print(f"  logs     {supervisor.log_dir(settings)}")
     if detach:
         console.print("Running in the background; `personalize down` stops them.")
@@ -81,26 +100,39 @@ def up(
         typer.Option("--detach", "-d", help="Leave them running and return; stop with `down`."),
     ] = False,
     timeout: Annotated[
-        float, typer.Option(help="Seconds to wait for both UIs to answer.", min=1)
+        float, typer.Option(help="Seconds to wait for the UIs (and the API) to answer.", min=1)
     ] = 180.0,
     triggerer: Annotated[
         bool,
         typer.Option(help="Also run Airflow's triggerer (only deferrable tasks need it)."),
     ] = False,
+    serve: Annotated[
+        bool,
+        typer.Option("--serve", help="Also run the serving API (`personalize serve`, one worker)."),
+    ] = False,
+    serve_port: Annotated[
+        int | None,
+        typer.Option(
+            "--serve-port", help="Serving API port on 127.0.0.1 (default: serve_port; 0 = any)."
+        ),
+    ] = None,
 ) -> None:
     """Serve the Airflow UI (with its scheduler and DAG processor) and the MLflow UI of the active
-    profile on localhost, print their URLs and the Airflow login; Ctrl-C stops them.
+    profile on localhost, print their URLs and the Airflow login; Ctrl-C stops them. With
+    `--serve`, the serving API too (its URL, /docs and whether it is ready are printed).
 
     Logs go to `<home>/logs/` (`personalize -v up`: Airflow at INFO), pid files to `<home>/run/`.
     """
     from pipelines.local import supervisor
 
     settings = settings_of(ctx)
+    if serve_port is not None and not serve:
+        raise usage_error("--serve-port needs --serve (it is the serving API's port)")
     supervisor.remove_stale_pid_files(settings)
     running = supervisor.running_services(settings)
     if running:
         names = {record.name for record in running}
-        expected = supervisor.plan_services(settings, triggerer=triggerer).names
+        expected = supervisor.plan_services(settings, triggerer=triggerer, serve=serve).names
         missing = [name for name in expected if name not in names]
         console.print(f"Services of {settings.state_dir} are already running:")
         _print_running(running)
@@ -114,9 +146,10 @@ def up(
         return
 
     try:
-        ports = supervisor.resolve_ports(
-            {"--airflow-port": airflow_port, "--mlflow-port": mlflow_port}
-        )
+        requested = {"--airflow-port": airflow_port, "--mlflow-port": mlflow_port}
+        if serve:
+            requested["--serve-port"] = settings.serve_port if serve_port is None else serve_port
+        ports = supervisor.resolve_ports(requested)
     except supervisor.ServiceError as problem:
         raise usage_error(str(problem)) from None
     verbose = bool(ctx.parent and ctx.parent.params.get("verbose"))
@@ -126,6 +159,8 @@ def up(
         mlflow_port=ports["--mlflow-port"],
         triggerer=triggerer,
         log_level="INFO" if verbose else "WARNING",
+        serve=serve,
+        serve_port=ports.get("--serve-port"),
     )
 
     # a closed terminal or a `kill` stops the services the same way Ctrl-C does; SIGINT is set
@@ -134,7 +169,8 @@ def up(
     previous = {sig: signal.signal(sig, _raise_interrupt) for sig in signals}
     try:
         try:
-            with console.status("starting Airflow and MLflow…") as status:
+            what = "Airflow, MLflow and the serving API" if serve else "Airflow and MLflow"
+            with console.status(f"starting {what}…") as status:
 
                 def show(waiting_for: list[str], elapsed: float) -> None:
                     status.update(f"waiting for {', '.join(waiting_for)} … {elapsed:.0f} s")
@@ -182,8 +218,8 @@ def down(
         float, typer.Option(help="Seconds each service gets to stop before SIGKILL.", min=0)
     ] = 15.0,
 ) -> None:
-    """Stop the Airflow and MLflow services `personalize up` started on this state dir (and remove
-    pid files of ones that are gone)."""
+    """Stop the Airflow, MLflow and serving services `personalize up` started on this state dir
+    (and remove pid files of ones that are gone)."""
     from pipelines.local import supervisor
 
     settings = settings_of(ctx)

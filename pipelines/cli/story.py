@@ -39,7 +39,9 @@ def story(
 ) -> None:
     """Generate a shop and run its history and live days through Airflow: a broken batch is
     quarantined, drift is alerted and retrains, the gate decides, a champion that does worse live
-    is rolled back. Ends with what happened and where to look. Exits 1 if a turn did not happen.
+    is rolled back. During the live days a serving API (127.0.0.1, a free port) takes a sample of
+    each day's events through POST /v1/events, and one new customer's recommendations are shown
+    changing. Ends with what happened and where to look. Exits 1 if a turn did not happen.
     """
     from pipelines.local.story import Scenario, tell
 
@@ -151,6 +153,8 @@ def _print_summary(result: Any) -> None:
                 markup=False,
             )
 
+    _print_live(result.live)
+
     console.rule(f"[bold]alerts ({len(result.alerts)})")
     counts = ", ".join(f"{n} {kind}" for kind, n in sorted(result.timing["alerts_by_type"].items()))
     console.print(counts or "none")
@@ -173,8 +177,65 @@ def _print_summary(result: Any) -> None:
     console.print(
         "\nLook around:\n"
         "  personalize status    DAG runs, champions, open alerts, quarantined batches\n"
-        "  personalize up        the Airflow and MLflow UIs on localhost (Ctrl-C stops them)"
+        "  personalize up        the Airflow and MLflow UIs on localhost (Ctrl-C stops them)\n"
+        "  personalize up --serve   and the serving API beside them (curl examples: README)"
     )
+
+
+def _print_live(live: dict[str, Any]) -> None:
+    """The live traffic: events through POST /v1/events, and one customer's answers changing."""
+    if not live:
+        return
+    console.rule("[bold]live traffic (serving API)")
+    days = live["days"]
+    posted = sum(d["posted"] for d in days)
+    accepted = sum(d["accepted"] for d in days)
+    refused = sorted({rule for d in days for rule in d["refused_rules"]})
+    seconds = sum(d.get("seconds", 0.0) for d in days)
+    curated = [d for d in days if d.get("ingest") == "curated"]
+    once = all(d.get("counted_once") for d in curated)
+    console.print(
+        f"  {posted} events of {len(days)} live days sent to POST /v1/events: {accepted} "
+        f"accepted, {posted - accepted} refused by the contract"
+        + (f" ({'; '.join(refused)})" if refused else "")
+        + f"; {seconds:.1f} s",
+        highlight=False,
+    )
+    console.print(
+        f"  the nightly export holds them too: {len(curated)} curated days, each event "
+        + ("counted once" if once else "[red]NOT counted once[/]")
+        + (
+            f"; {len(days) - len(curated)} day(s) quarantined (their posted events kept in the "
+            "day's log)"
+            if len(curated) < len(days)
+            else ""
+        ),
+        highlight=False,
+    )
+    user, before, after = live.get("user"), live.get("before"), live.get("after")
+    if not user or not before:
+        return
+    console.print(
+        f"  customer {user} (new to the recommender on {live['user_first_day']}):", highlight=False
+    )
+    rt_before, rt_after = live.get("realtime_before") or {}, live.get("realtime_after") or {}
+    if rt_after:
+        moved = ", ".join(f"{k} {rt_before.get(k) or 0} -> {v}" for k, v in rt_after.items())
+        console.print(f"    right after its {live['user_events']} events: {moved}", highlight=False)
+    console.print(f"    before  {_rec_line(before)}", highlight=False, markup=False)
+    if after:
+        console.print(
+            f"    after   {_rec_line(after)}   ({live['changed_on']}, after that day's runs)",
+            highlight=False,
+            markup=False,
+        )
+    else:
+        console.print("    [red]its recommendations did not change during the live days[/]")
+
+
+def _rec_line(answer: dict[str, Any]) -> str:
+    version = f"v{answer['version']}" if answer.get("version") is not None else "no model"
+    return f"{answer['strategy']:<12} recommender {version:<4} {' '.join(answer['items'])}"
 
 
 def _first(lines: list[str]) -> str:

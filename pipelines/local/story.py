@@ -20,7 +20,11 @@ happens deterministically:
   rejects it and they move ``champion`` to it by hand in the MLflow UI anyway. The platform
   honours the move (audited as manual) and the next day's monitoring scores it live against the
   previous champion in shadow: significantly worse, so it is rolled back automatically;
-* **the weekly train** -- on Sunday every model is retrained and gated as scheduled.
+* **the weekly train** -- on Sunday every model is retrained and gated as scheduled;
+* **live traffic** -- a serving API runs through the live days (:mod:`pipelines.local.live`): a
+  sample of each day's events goes through ``POST /v1/events`` before the day's DAGs (the nightly
+  export holds them too; ingest counts each once), and one new customer's recommendations are
+  followed until they change (strategy, items, version).
 
 A week of live days is enough for all of it; labels of the first champions mature on the last
 days, so live propensity figures appear too.
@@ -47,7 +51,15 @@ if TYPE_CHECKING:
 
 MIN_HISTORY_DAYS = 14
 WEEKLY_TRAIN_WEEKDAY = 6  # the weekly train (Monday 04:00) covers the week ending on Sunday
-TURNS = ("quarantine", "first champions", "drift alert", "retrain", "gate decision", "rollback")
+TURNS = (
+    "quarantine",
+    "first champions",
+    "drift alert",
+    "retrain",
+    "gate decision",
+    "rollback",
+    "live recommendations",
+)
 # the alerts that show a turn happened (the others are read from the registry and the runs)
 TURN_OF_ALERT = {
     "quarantine": "quarantine",
@@ -135,6 +147,7 @@ class Story:
     alerts: list[dict[str, Any]] = field(default_factory=list)
     paths: dict[str, str] = field(default_factory=dict)
     timing: dict[str, Any] = field(default_factory=dict)
+    live: dict[str, Any] = field(default_factory=dict)  # the live traffic (pipelines.local.live)
 
     @property
     def missing_turns(self) -> list[str]:
@@ -208,8 +221,17 @@ def tell(
 
         stage(f"live: {scenario.live_days} days, each scheduled DAG for its day")
         mark = time.perf_counter()
-        for day in day_range(scenario.live(1), scenario.end):
-            run_day(day, live=True)
+        from pipelines.local.live import live_traffic
+
+        with live_traffic(settings, scenario.seed) as traffic:
+            stage(f"live: serving API on {traffic.url}, a sample of each day's events posted")
+            story.timing["serving_start_s"] = round(time.perf_counter() - mark, 2)
+            for day in day_range(scenario.live(1), scenario.end):
+                traffic.before_day(settings, day)
+                run_day(day, live=True)
+                traffic.after_day(settings, day)
+        story.live = traffic.summary.to_dict()
+        story.timing["live_traffic_s"] = round(sum(d["seconds"] for d in story.live["days"]), 2)
         story.timing["live_s"] = round(time.perf_counter() - mark, 2)
 
     _summarise(settings, story, records)
@@ -243,6 +265,21 @@ def _engineer_forces_a_baseline(
 
 
 # ---- what happened ----------------------------------------------------------------------------
+
+
+def _live_turn(live: dict[str, Any]) -> str | None:
+    """The customer's recommendations changed after their events went through the API, and
+    every curated live day counted each posted event once."""
+    if not live.get("changed") or not live.get("days"):
+        return None
+    curated = [d for d in live["days"] if d.get("ingest") == "curated"]
+    if not curated or not all(d.get("counted_once") for d in curated):
+        return None
+    before, after = live["before"], live["after"]
+    return (
+        f"{live['changed_on']} {live['user']}: {before['strategy']} v{before['version']} -> "
+        f"{after['strategy']} v{after['version']}"
+    )
 
 
 def _scenario_dict(scenario: Scenario) -> dict[str, Any]:
@@ -324,6 +361,8 @@ def _summarise(settings: Settings, story: Story, records: list[RunRecord]) -> No
                 turns["gate decision"].append(f"{model} v{version['version']}: {decision}")
     if len(turns["first champions"]) < len(model_names()):
         turns["first champions"] = []
+    live_turn = _live_turn(story.live)
+    turns["live recommendations"] = [live_turn] if live_turn else []
     story.turns = turns
     story.alerts = [
         {"day": e["day"], **a} for e in story.days for a in e["alerts"] if a["type"] != "resolved"

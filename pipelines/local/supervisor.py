@@ -1,4 +1,5 @@
-"""Start, watch and stop the platform's UIs: Airflow (API server, scheduler, DAGs) and MLflow.
+"""Start, watch and stop the platform's UIs: Airflow (API server, scheduler, DAGs) and MLflow,
+and with ``up --serve`` the serving API (``serve``, uvicorn on ``pipelines.serving``).
 
 ``personalize up`` runs each component as a child process in a session of its own, so a
 terminal's Ctrl-C reaches only ``up`` itself, which then stops them, and ``personalize down`` can
@@ -45,13 +46,18 @@ from pipelines.config import Settings
 HOST = "127.0.0.1"
 AIRFLOW_PORT = 8080
 MLFLOW_PORT = 5000
+SERVE_SERVICE = "serve"
+SERVE_HEALTH_PATH = "/health"
+SERVE_READY_PATH = "/ready"
+SERVE_DOCS_PATH = "/docs"
 START_TIMEOUT_SECONDS = 180.0
 STOP_TIMEOUT_SECONDS = 15.0
 AIRFLOW_HEALTH_PATH = "/api/v2/monitor/health"
 MLFLOW_HEALTH_PATH = "/health"
 AIRFLOW_USER = "admin"
 AIRFLOW_COMPONENTS = ("api-server", "scheduler", "dag-processor")
-UI_SERVICES = frozenset({"airflow-api-server", "mlflow"})
+# stopped in the second round, after the scheduler and its tasks (see stop_services)
+UI_SERVICES = frozenset({"airflow-api-server", "mlflow", SERVE_SERVICE})
 
 # Airflow settings for the services; an AIRFLOW__* variable the operator exported wins over these.
 AIRFLOW_SERVICE_TUNING = {
@@ -202,6 +208,63 @@ def airflow_command(component: str) -> tuple[str, ...]:
     return (sys.executable, "-m", "airflow", *component.split())
 
 
+def serve_command(port: int) -> tuple[str, ...]:
+    """What ``personalize serve --host 127.0.0.1 --port <port> --workers 1`` runs: uvicorn on the
+    app factory, which builds its settings from the ``PERSONALIZE_*`` environment.
+
+    One worker on a laptop (the Airflow and MLflow processes share the cores); ``personalize serve
+    --workers N`` is the command for more.
+    """
+    return (
+        sys.executable,
+        "-m",
+        "uvicorn",
+        "pipelines.serving.app:app_from_environment",
+        "--factory",
+        "--host",
+        HOST,
+        "--port",
+        str(port),
+        "--workers",
+        "1",
+        "--log-level",
+        "info",
+    )
+
+
+def serve_service(
+    settings: Settings, port: int, base_env: Mapping[str, str] | None = None
+) -> ServiceSpec:
+    """The serving API as a service of ``up``: healthy once ``/health`` answers (models may still
+    be missing: :func:`serve_readiness` says whether it can answer with them)."""
+    base = dict(os.environ if base_env is None else base_env)
+    url = f"http://{HOST}:{port}"
+    env = {**base, **settings.as_environment(), "PATH": _child_path(base), "PYTHONUNBUFFERED": "1"}
+    return ServiceSpec(
+        name=SERVE_SERVICE,
+        argv=serve_command(port),
+        env=env,
+        url=url,
+        health_url=url + SERVE_HEALTH_PATH,
+    )
+
+
+def serve_readiness(url: str, timeout: float = 5.0) -> tuple[bool, list[str]]:
+    """``(ready, problems)`` from the serving API's ``/ready`` at ``url`` (its base URL)."""
+    try:
+        with urllib.request.urlopen(url + SERVE_READY_PATH, timeout=timeout) as response:
+            body = json.loads(response.read() or b"{}")
+    except urllib.error.HTTPError as error:  # 503: not ready, with the reasons in the body
+        try:
+            body = json.loads(error.read() or b"{}")
+        except ValueError:
+            body = {}
+        return False, [str(p) for p in body.get("problems", [])] or [f"HTTP {error.code}"]
+    except (urllib.error.URLError, OSError, ValueError) as error:
+        return False, [f"{url + SERVE_READY_PATH} did not answer ({error})"]
+    return bool(body.get("ready")), [str(p) for p in body.get("problems", [])]
+
+
 def plan_services(
     settings: Settings,
     *,
@@ -209,8 +272,14 @@ def plan_services(
     mlflow_port: int = MLFLOW_PORT,
     triggerer: bool = False,
     log_level: str = "WARNING",
+    serve: bool = False,
+    serve_port: int | None = None,
 ) -> ServicePlan:
     """The processes ``personalize up`` runs for ``settings`` (pure: nothing is started).
+
+    With ``serve``, the serving API too (service ``serve`` on ``serve_port``, default the
+    ``serve_port`` setting), started after the migration with the Airflow API server and waited
+    for like the UIs.
 
     ``airflow db migrate`` is the one preparation step (creates or upgrades the metadata DB; it is
     skipped when :func:`airflow_db_is_current` says this Airflow version already migrated it).
@@ -244,8 +313,9 @@ def plan_services(
                 name="airflow-db-migrate", argv=airflow_command("db migrate"), env=airflow_env
             ),
         )
+    served = (serve_service(settings, serve_port or settings.serve_port),) if serve else ()
     return ServicePlan(
-        services=(mlflow, *airflow),
+        services=(mlflow, *airflow, *served),
         prepare=prepare,
         independent=frozenset({"mlflow"}),
         background=frozenset(spec.name for spec in airflow if spec.health_url is None),

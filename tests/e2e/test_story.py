@@ -139,3 +139,26 @@ def test_reports_data_docs_and_timings_are_left_behind(story: tuple[Path, dict, 
     timing = summary["timing"]
     assert timing["dag_runs"] >= 3 * (SCENARIO.history_days + SCENARIO.live_days) - 3
     assert 0 < timing["airflow_share"] < 1
+
+
+def test_live_days_go_through_the_api_and_one_customers_answer_changes(
+    story: tuple[Path, dict, str],
+) -> None:
+    """The live traffic turn: each live day's sample went through POST /v1/events (the day's
+    serving log holds it), ingest counted each event once, and the followed customer's
+    recommendations changed, shown in the output."""
+    home, summary, output = story
+    live = summary["live"]
+    assert [d["day"] for d in live["days"]] == [
+        str(SCENARIO.live(n)) for n in range(1, SCENARIO.live_days + 1)
+    ]
+    for entry in live["days"]:
+        assert entry["accepted"] > 0
+        log = home / "landing" / "serving_events" / f"date={entry['day']}" / "events.jsonl"
+        assert len(log.read_text().splitlines()) == entry["accepted"], entry
+        if entry["ingest"] == "curated":
+            assert entry["counted_once"] and entry["posted_curated"] == entry["accepted"], entry
+    broken = next(d for d in live["days"] if d["day"] == str(SCENARIO.live(SCENARIO.broken_day)))
+    assert broken["ingest"] == "quarantined" and broken["refused"] > 0  # the API said no too
+    assert live["changed"] and live["before"] != live["after"]
+    assert f"customer {live['user']}" in output and "before" in output and "after" in output
