@@ -52,3 +52,24 @@ def airflow_settings(tmp_path_factory: pytest.TempPathFactory) -> Settings:
     from pipelines.orchestration.testing import prepare_test_airflow
 
     return prepare_test_airflow(tmp_path_factory.mktemp("airflow"))
+
+
+@pytest.fixture(scope="session")
+def spark(tmp_path_factory: pytest.TempPathFactory):
+    """The one SparkSession of this test process (local[2], as ``spark_master`` defaults to).
+
+    Started once: a JVM takes seconds to start, a query on small frames well under one.
+    """
+    import shutil
+
+    if shutil.which("java") is None:
+        reason = "Spark needs Java 17+ and `java` is not on PATH (apt-get install openjdk-17-jre)"
+        if services_required():
+            pytest.fail(f"{reason}; PERSONALIZE_REQUIRE_SERVICES=1 makes this a failure", False)
+        pytest.skip(reason)
+    from pipelines.features.spark import spark_session
+
+    session = spark_session(Settings(home=tmp_path_factory.mktemp("spark") / "home"))
+    session.sparkContext.setLogLevel("ERROR")
+    yield session
+    session.stop()
