@@ -71,5 +71,6 @@ def spark(tmp_path_factory: pytest.TempPathFactory):
 
     session = spark_session(Settings(home=tmp_path_factory.mktemp("spark") / "home"))
     session.sparkContext.setLogLevel("ERROR")
+    session.conf.set("spark.sql.shuffle.partitions", "2")
     yield session
     session.stop()

@@ -217,22 +217,21 @@ def user_activity(
         aggregates.append(_total(F.col("amount"), _within(w, end_us) & purchase, f"spend_{w}d"))
     for w in SESSION_WINDOWS:
         aggregates.append(
-            F.count_distinct(F.when(_within(w, end_us), F.col("session_id"))).alias(
-                f"sessions_{w}d"
-            )
+            _distinct(F.when(_within(w, end_us), F.col("session_id")), f"sessions_{w}d")
         )
     aggregates.append(
-        F.count_distinct(F.when(_within(HISTORY_DAYS, end_us), F.col("category"))).alias(
-            "distinct_categories_30d"
+        _distinct(
+            F.when(_within(HISTORY_DAYS, end_us), F.col("category")), "distinct_categories_30d"
         )
     )
     aggregates += [
         F.max(us).alias("_last_event_us"),
         F.max(F.when(purchase, us)).alias("_last_purchase_us"),
         F.min(F.when(purchase, us)).alias("_first_purchase_us"),
-        F.count_distinct(
-            F.when(purchase & (us >= F.lit(since_us)), F.floor(us / F.lit(MICROS_PER_DAY)))
-        ).alias("_new_purchase_days"),
+        _distinct(
+            F.when(purchase & (us >= F.lit(since_us)), F.floor(us / F.lit(MICROS_PER_DAY))),
+            "_new_purchase_days",
+        ),
     ]
     priced_view = (kind == "view") & F.col("price").isNotNull()
     for w in VIEW_PRICE_WINDOWS:
@@ -416,6 +415,14 @@ def _count(condition: Column, name: str) -> Column:
     from pyspark.sql import functions as F
 
     return F.count(F.when(condition, F.lit(1))).alias(name)
+
+
+def _distinct(values: Column, name: str) -> Column:
+    """Distinct non-null values per group. ``size(collect_set)``, not ``count(DISTINCT)``: several
+    distinct aggregates in one ``agg`` make Spark copy every row once per aggregate (Expand)."""
+    from pyspark.sql import functions as F
+
+    return F.size(F.collect_set(values)).alias(name)
 
 
 def _total(values: Column, condition: Column, name: str) -> Column:
