@@ -106,6 +106,9 @@ def spark_session(settings: Settings) -> SparkSession:
             "feature_engine is 'spark' but pyspark is not installed; run `make sync`"
         ) from error
 
+    if settings.spark_master.startswith("local"):
+        # read by the JVM at start: without it Spark binds to whatever the hostname resolves to
+        os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
     builder = SparkSession.builder
     for key, value in spark_conf(settings).items():
         builder = builder.config(key, value)
@@ -605,14 +608,24 @@ def compute_features_for_day(
             f"no curated events for {day}: {events_dir} is missing or holds no parquet file. "
             f"Features read curated data only; run `personalize run ingest --date {day}` first"
         )
+    from pyspark import StorageLevel
+
     spark = spark or spark_session(settings)
-    events, users, items = read_curated_window(spark, settings.curated_dir, day)
+    # both tables read the same window: kept after the first read (spilled to disk when it does
+    # not fit, so a window larger than memory still works) instead of scanning the files twice
+    frames = read_curated_window(spark, settings.curated_dir, day)
+    events, users, items = (f.persist(StorageLevel.MEMORY_AND_DISK) for f in frames)
     offline = settings.feast_offline_dir
     previous = read_previous(spark, offline, day)
-    tables = {
-        "user_activity": user_activity(events, users, items, day, previous=previous),
-        "item_popularity": item_popularity(events, items, day),
-    }
-    return {
-        name: write_offline_partition(offline, name, day, frame) for name, frame in tables.items()
-    }
+    try:
+        tables = {
+            "user_activity": user_activity(events, users, items, day, previous=previous),
+            "item_popularity": item_popularity(events, items, day),
+        }
+        return {
+            name: write_offline_partition(offline, name, day, frame)
+            for name, frame in tables.items()
+        }
+    finally:
+        for frame in (events, users, items):
+            frame.unpersist()
