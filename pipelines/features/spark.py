@@ -12,7 +12,9 @@ expression here is an error, not a silently missing column. The semantics are th
 a ``w``-day window is ``[end - w days, end)``, ratios are 0 over a zero denominator, short-window
 device shares and mean view prices are null without events, recency is carried from the previous
 day's partition, RFM scores are quintiles of average ranks. Nulls stand where numpy has NaN; the
-parquet files of both engines hold nulls there.
+parquet files of both engines hold nulls there. Sums of floats (spend) may differ in the last bit,
+since Spark adds in another order; an RFM tie between two users whose spends are equal only up to
+that rounding can then break differently (prices in cents make such near-ties rare).
 
 The output is written like :func:`pipelines.features.offline.write_offline_partition` does:
 ``<offline>/<table>/date=D/part-0.parquet``, one file, rows sorted by key, timestamps as
