@@ -1,16 +1,20 @@
-"""Data sources: the offline feature tables (parquet, read by the DuckDB offline store) and the
-push source serving writes real-time counters to.
+"""Data sources: the offline feature tables (parquet, read by the DuckDB offline store, or by
+Feast's Spark offline store when ``feature_engine = "spark"``) and the push source serving writes
+real-time counters to.
 
 Paths come from the settings at repo-load time (``PERSONALIZE_HOME`` decides; ``apply_repo``
 exports the settings it was given), so nothing here names a machine.
 """
 
 from feast import FileSource, PushSource
+from feast.data_source import DataSource
+from feast.infra.offline_stores.contrib.spark_offline_store.spark_source import SparkSource
 
 from pipelines.config import get_settings
 from pipelines.features.schema import FEATURE_TABLES, TIMESTAMP
 
-OFFLINE_DIR = get_settings().feast_offline_dir
+SETTINGS = get_settings()
+OFFLINE_DIR = SETTINGS.feast_offline_dir
 
 # A glob over the day partitions, not the table folder: DuckDB reads every parquet file below a
 # folder, including the hidden `.date=D.tmp-*` / `.date=D.old-*` folders a partition write
@@ -18,12 +22,19 @@ OFFLINE_DIR = get_settings().feast_offline_dir
 PARTITION_GLOB = "date=*/*.parquet"
 
 
-def partitioned_source(table: str, description: str) -> FileSource:
+def partitioned_source(table: str, description: str) -> DataSource:
+    """The same files for both offline stores; Spark's store accepts only its own source type."""
+    path = str(OFFLINE_DIR / table / PARTITION_GLOB)
+    if SETTINGS.feature_engine == "spark":
+        return SparkSource(
+            name=f"{table}_source",
+            path=path,
+            file_format="parquet",
+            timestamp_field=TIMESTAMP,
+            description=description,
+        )
     return FileSource(
-        name=f"{table}_source",
-        path=str(OFFLINE_DIR / table / PARTITION_GLOB),
-        timestamp_field=TIMESTAMP,
-        description=description,
+        name=f"{table}_source", path=path, timestamp_field=TIMESTAMP, description=description
     )
 
 

@@ -98,6 +98,19 @@ class Settings(BaseSettings):
         None, description="Artifact root for prod MLflow; defaults to <home>/mlflow/artifacts."
     )
 
+    # feature computation (pipelines/features/compute.py or pipelines/features/spark.py)
+    feature_engine: Literal["local", "spark"] = Field(
+        "local",
+        description="Engine of the daily feature tables: local (numpy, in process) or spark "
+        "(Apache Spark, for histories that outgrow one machine; Feast then serves training "
+        "sets through its Spark offline store). Same definitions, same output layout.",
+    )
+    spark_master: str = Field(
+        "local[2]",
+        description="Spark master URL when feature_engine is spark: local[N] in process, or a "
+        "cluster (spark://host:7077, yarn, k8s://...).",
+    )
+
     # models and gates
     train_window_days: int = Field(
         30, description="Days of data a training run looks at, ending with its day."
@@ -331,7 +344,12 @@ class Settings(BaseSettings):
             "mlflow_artifacts": self.mlflow_artifact_root,
             "feast_registry": self.feast_registry_uri,
             "feast_online_store": self.feast_online_store["type"],
-            "feast_offline_store": f"duckdb over {self.feast_offline_dir}",
+            "feast_offline_store": (
+                f"spark ({self.spark_master}) over {self.feast_offline_dir}"
+                if self.feature_engine == "spark"
+                else f"duckdb over {self.feast_offline_dir}"
+            ),
+            "feature_engine": self.feature_engine,
         }
 
 

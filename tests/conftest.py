@@ -54,6 +54,28 @@ def airflow_settings(tmp_path_factory: pytest.TempPathFactory) -> Settings:
     return prepare_test_airflow(tmp_path_factory.mktemp("airflow"))
 
 
+@pytest.fixture(scope="session")
+def spark(tmp_path_factory: pytest.TempPathFactory):
+    """The one SparkSession of this test process (local[2], as ``spark_master`` defaults to).
+
+    Started once: a JVM takes seconds to start, a query on small frames well under one.
+    """
+    import shutil
+
+    if shutil.which("java") is None:
+        reason = "Spark needs Java 17+ and `java` is not on PATH (apt-get install openjdk-17-jre)"
+        if services_required():
+            pytest.fail(f"{reason}; PERSONALIZE_REQUIRE_SERVICES=1 makes this a failure", False)
+        pytest.skip(reason)
+    from pipelines.features.spark import spark_session
+
+    session = spark_session(Settings(home=tmp_path_factory.mktemp("spark") / "home"))
+    session.sparkContext.setLogLevel("ERROR")
+    session.conf.set("spark.sql.shuffle.partitions", "2")
+    yield session
+    session.stop()
+
+
 # before xdist's own hook, which reads the marks into the node ids it schedules by
 @pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -62,7 +84,11 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     They share one Airflow home and registry per process, so which of them ran before another is
     part of what each one sees; ``make test`` runs ``--dist loadgroup`` so the rest of the suite
     (pure functions, the story in its own process, serving) runs beside them on the other core.
+    The Spark tests share one worker too, so only one JVM starts.
     """
     for item in items:
-        if "airflow_settings" in getattr(item, "fixturenames", ()):
+        fixtures = getattr(item, "fixturenames", ())
+        if "airflow_settings" in fixtures:
             item.add_marker(pytest.mark.xdist_group("airflow"))
+        elif "spark" in fixtures:
+            item.add_marker(pytest.mark.xdist_group("spark"))

@@ -23,10 +23,13 @@ from pipelines.data.contract import EVENT_TYPES
 from pipelines.days import NAT_MICROS, end_of_day, epoch_micros, epoch_micros_array
 from pipelines.features.schema import (
     DEVICES,
+    EVENT_COUNTS,
     ITEM_POPULARITY,
+    SESSION_WINDOWS,
     TIMESTAMP,
     TOP_CATEGORIES,
     USER_ACTIVITY,
+    VIEW_PRICE_WINDOWS,
     WINDOWS,
     FeatureColumn,
 )
@@ -72,13 +75,14 @@ def user_activity(
     n = len(keys)
 
     columns: dict[str, np.ndarray] = {}
-    for stem, kind in (("views", VIEW), ("carts", CART), ("purchases", PURCHASE)):
+    for stem, event_type in EVENT_COUNTS.items():
+        kind = EVENT_TYPES.index(event_type)
         for w in WINDOWS:
             columns[f"{stem}_{w}d"] = window.count(n, w, window.kind == kind)
     purchase = window.kind == PURCHASE
     for w in WINDOWS:
         columns[f"spend_{w}d"] = window.total(n, w, window.amount, purchase)
-    for w in (7, 30):
+    for w in SESSION_WINDOWS:
         columns[f"sessions_{w}d"] = window.distinct(n, w, window.session)
     columns["distinct_categories_30d"] = window.distinct(n, HISTORY_DAYS, window.category)
     columns.update(_recency(window, keys, end, previous))
@@ -107,9 +111,10 @@ def item_popularity(events: pd.DataFrame, items: pd.DataFrame, day: date) -> pd.
     n = len(keys)
 
     columns: dict[str, np.ndarray] = {}
-    for stem, kind in (("item_views", VIEW), ("item_carts", CART), ("item_purchases", PURCHASE)):
+    for stem, event_type in EVENT_COUNTS.items():
+        kind = EVENT_TYPES.index(event_type)
         for w in WINDOWS:
-            columns[f"{stem}_{w}d"] = window.count(n, w, window.kind == kind)
+            columns[f"item_{stem}_{w}d"] = window.count(n, w, window.kind == kind)
     columns["item_conversion_rate_30d"] = _ratio(
         columns["item_purchases_30d"], columns["item_views_30d"]
     )
@@ -324,7 +329,7 @@ def _view_prices(window: _Window, n: int) -> dict[str, np.ndarray]:
     priced = (window.kind == VIEW) & ~np.isnan(window.price)
     prices = np.nan_to_num(window.price)
     out = {}
-    for w in (1, 7):
+    for w in VIEW_PRICE_WINDOWS:
         count = window.count(n, w, priced)
         total = window.total(n, w, prices, priced)
         with np.errstate(invalid="ignore", divide="ignore"):

@@ -45,6 +45,8 @@ EVENT_COLUMNS: tuple[str, ...] = (
 # value. Not session_id: nearly every value is distinct, and a categorical of ~300k categories per
 # million events costs more than it saves; it arrives as string[pyarrow] instead (zero-copy).
 DICTIONARY_COLUMNS: tuple[str, ...] = ("user_id", "item_id", "event_type", "device")
+# what a day reads of the day before's user_activity partition (both engines)
+PREVIOUS_COLUMNS: tuple[str, ...] = ("user_id", TIMESTAMP, *RECENCY_COLUMNS)
 
 
 class FeaturesError(Exception):
@@ -272,7 +274,7 @@ def compute_features_for_day(
         offline,
         "user_activity",
         day - timedelta(days=1),
-        columns=("user_id", TIMESTAMP, *RECENCY_COLUMNS),
+        columns=PREVIOUS_COLUMNS,
     )
     tables = {
         "user_activity": user_activity(events, users, items, day, previous=previous),

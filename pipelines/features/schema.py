@@ -16,6 +16,10 @@ TIMESTAMP = "event_timestamp"
 WINDOWS = (1, 7, 30)
 TOP_CATEGORIES = 3
 DEVICES = ("web", "ios", "android")
+# windowed event counts: column stem -> the event type counted (contract.EVENT_TYPES)
+EVENT_COUNTS: dict[str, str] = {"views": "view", "carts": "add_to_cart", "purchases": "purchase"}
+SESSION_WINDOWS = (7, 30)
+VIEW_PRICE_WINDOWS = (1, 7)
 
 
 @dataclass(frozen=True)
@@ -34,8 +38,10 @@ USER_ACTIVITY: tuple[FeatureColumn, ...] = (
     *_windowed("carts", "int64", "Add-to-cart events"),
     *_windowed("purchases", "int64", "Purchase events"),
     *_windowed("spend", "float64", "Money spent (price x quantity of purchases)"),
-    FeatureColumn("sessions_7d", "int64", "Distinct sessions in the last 7 days"),
-    FeatureColumn("sessions_30d", "int64", "Distinct sessions in the last 30 days"),
+    *(
+        FeatureColumn(f"sessions_{w}d", "int64", f"Distinct sessions in the last {w} days")
+        for w in SESSION_WINDOWS
+    ),
     FeatureColumn("distinct_categories_30d", "int64", "Categories interacted with, 30 days"),
     FeatureColumn(
         "days_since_last_event",
@@ -75,7 +81,7 @@ USER_ACTIVITY: tuple[FeatureColumn, ...] = (
     FeatureColumn("rfm_monetary", "int64", "RFM monetary score 1-5 (spend, 30 days)"),
     *(
         FeatureColumn(f"avg_view_price_{w}d", "float64", f"Mean price of viewed items, {w} day(s)")
-        for w in (1, 7)
+        for w in VIEW_PRICE_WINDOWS
     ),
     *(
         FeatureColumn(

@@ -67,9 +67,20 @@ def feature_store_config(settings: Settings) -> dict[str, Any]:
             "sqlalchemy_config_kwargs": {"echo": False, "pool_pre_ping": True},
         },
         "online_store": online_store,
-        "offline_store": {"type": "duckdb"},
+        "offline_store": offline_store_config(settings),
         "entity_key_serialization_version": ENTITY_KEY_SERIALIZATION_VERSION,
     }
+
+
+def offline_store_config(settings: Settings) -> dict[str, Any]:
+    """DuckDB over the parquet partitions, or Feast's Spark offline store when the features are
+    computed on Spark (``feature_engine = "spark"``): then a training set's point-in-time join
+    runs where the history is, in the session of ``spark_master``."""
+    if settings.feature_engine == "spark":
+        from pipelines.features.spark import spark_conf
+
+        return {"type": "spark", "spark_conf": spark_conf(settings)}
+    return {"type": "duckdb"}
 
 
 def render_feature_store_yaml(settings: Settings) -> Path:

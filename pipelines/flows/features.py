@@ -1,13 +1,15 @@
 """The features DAG's task bodies: the day comes from the run, the work from the modules beside.
 
-compute the day's features (offline partition, atomically) -> apply the Feast repo (idempotent)
--> materialize only the interval, with a small overlap for late data -> announce the day.
+compute the day's features (offline partition, atomically; numpy in process or Spark, as
+``settings.feature_engine`` says) -> apply the Feast repo (idempotent) -> materialize only the
+interval, with a small overlap for late data -> announce the day.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from datetime import date, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 from pipelines.config import Settings, get_settings
@@ -25,11 +27,22 @@ def materialize_window(
 
 
 def compute_for_run(context: Mapping[str, Any]) -> dict[str, Any]:
-    from pipelines.features.offline import compute_features_for_day
-
     settings, day = get_settings(), day_from_context(context)
-    paths = compute_features_for_day(settings, day)
-    return {"day": day.isoformat(), "partitions": {k: str(v) for k, v in paths.items()}}
+    paths = compute_day(settings, day)
+    return {
+        "day": day.isoformat(),
+        "engine": settings.feature_engine,
+        "partitions": {k: str(v) for k, v in paths.items()},
+    }
+
+
+def compute_day(settings: Settings, day: date) -> dict[str, Path]:
+    """The day's feature partitions, computed by the engine the settings name (same output)."""
+    if settings.feature_engine == "spark":
+        from pipelines.features.spark import compute_features_for_day
+    else:
+        from pipelines.features.offline import compute_features_for_day
+    return compute_features_for_day(settings, day)
 
 
 def apply_for_run() -> None:

@@ -1,0 +1,313 @@
+"""Benchmark: the platform at scale, one part per question (issue 18's point 7).
+
+.venv/bin/python bench/scale.py --part features [--events 1000000 10000000] [--engines local spark]
+
+Parts (``--part``, repeatable; each writes bench/results/scale_<part>.json):
+
+* ``features``: one day of features (user_activity + item_popularity, read from the curated
+  parquet of a 30-day window, written to the offline store) on the local engine (numpy) and on
+  Spark (``spark_master``, local[2] by default), for each ``--events`` size. Each measurement runs
+  in a fresh process, so its wall time includes what a DAG task pays (Spark's JVM start is
+  reported apart), and its peak memory is that process tree's (the JVM included), sampled.
+
+New parts (Celery workers, Redis materialization, ...) are one function and one entry in
+``PARTS``: ``run(args) -> dict`` returning the figures to record.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from _common import record
+
+DAYS = 30
+DAY = date(2026, 1, 30)  # the day measured: the last of the 30 generated
+USERS_PER_MILLION_EVENTS = 40_000  # as bench/features_compute.py's generated shop
+ITEMS = 5_000
+
+
+# ---- measuring ----------------------------------------------------------------------------------
+
+
+class PeakMemory:
+    """Peak resident memory of this process and its children (a JVM), sampled every 50 ms."""
+
+    def __init__(self) -> None:
+        import psutil
+
+        self._process = psutil.Process()
+        self.peak_bytes = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+
+    def _rss(self) -> int:
+        import psutil
+
+        total = self._process.memory_info().rss
+        for child in self._process.children(recursive=True):
+            with contextlib.suppress(psutil.Error):  # a child that just exited
+                total += child.memory_info().rss
+        return total
+
+    def _sample(self) -> None:
+        while not self._stop.is_set():
+            self.peak_bytes = max(self.peak_bytes, self._rss())
+            self._stop.wait(0.05)
+
+    def __enter__(self) -> PeakMemory:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.peak_bytes = max(self.peak_bytes, self._rss())
+        self._stop.set()
+        self._thread.join()
+
+    @property
+    def peak_mb(self) -> float:
+        return round(self.peak_bytes / 2**20, 1)
+
+
+# ---- part: features -----------------------------------------------------------------------------
+
+
+def write_synthetic_shop(curated: Path, events: int, seed: int = 1) -> dict[str, int]:
+    """``events`` events over 30 days as curated parquet, fast (numpy, not the story generator).
+
+    The shape of the generated shop: 40k users and 5k items per million events, 70 % views,
+    20 % carts, 10 % purchases, ~3 events per session, some null sessions and devices.
+    """
+    import numpy as np
+    import pyarrow as pa
+
+    from pipelines.data import contract
+    from pipelines.data.partitions import write_partition
+
+    rng = np.random.default_rng(seed)
+    n_users = max(100, events * USERS_PER_MILLION_EVENTS // 1_000_000)
+    user_names = pa.array([f"u{i:08d}" for i in range(n_users)])
+    item_names = pa.array([f"i{i:06d}" for i in range(ITEMS)])
+    item_prices = np.round(rng.lognormal(3, 1, ITEMS), 2)
+    start = datetime(DAY.year, DAY.month, DAY.day, tzinfo=UTC) - timedelta(days=DAYS - 1)
+    first = start - timedelta(days=60)
+    users = pa.table(
+        {
+            "user_id": user_names,
+            "signup_ts": pa.array([first] * n_users, pa.timestamp("us", tz="UTC")),
+            "country": pa.array(["US"] * n_users),
+            "age_band": pa.nulls(n_users, pa.string()),
+            "consent_personalization": pa.array([True] * n_users),
+        },
+        schema=contract.USERS.arrow_schema(),
+    )
+    write_partition(users, curated, "users", start.date())
+    categories = pa.array([f"cat-{i % 20:02d}" for i in range(ITEMS)])
+    items = pa.table(
+        {
+            "item_id": item_names,
+            "category": categories,
+            "brand": pa.array([f"brand-{i % 300}" for i in range(ITEMS)]),
+            "price": pa.array(item_prices),
+            "launched_ts": pa.array([first] * ITEMS, pa.timestamp("us", tz="UTC")),
+        },
+        schema=contract.ITEMS.arrow_schema(),
+    )
+    write_partition(items, curated, "items", start.date())
+
+    per_day = events // DAYS
+    kinds = pa.array(list(contract.EVENT_TYPES))
+    devices = pa.array([*contract.DEVICES, None])
+    written = 0
+    for offset in range(DAYS):
+        day_start = start + timedelta(days=offset)
+        n = per_day if offset < DAYS - 1 else events - written
+        user = rng.integers(0, n_users, n)
+        item = rng.integers(0, ITEMS, n)
+        kind = rng.choice(3, n, p=[0.7, 0.2, 0.1])
+        micros = int(day_start.timestamp() * 1_000_000) + np.sort(
+            rng.integers(0, 86_400_000_000, n)
+        )
+        session = np.where(
+            rng.random(n) < 0.1, -1, (user * 7 + offset) * 10 + rng.integers(0, 3, n)
+        )
+        device = rng.choice(len(devices), n, p=[0.5, 0.25, 0.15, 0.1])
+
+        def pick(names: pa.Array, codes: np.ndarray) -> pa.Array:
+            return pa.DictionaryArray.from_arrays(pa.array(codes, pa.int32()), names).cast(
+                pa.string()
+            )
+
+        table = pa.table(
+            {
+                "event_id": pa.array(np.char.add(f"e{offset}-", np.arange(n).astype(str))),
+                "user_id": pick(user_names, user),
+                "item_id": pick(item_names, item),
+                "event_type": pick(kinds, kind),
+                "event_ts": pa.array(micros, pa.timestamp("us", tz="UTC")),
+                "session_id": pa.array(np.char.add("s", session.astype(str)), mask=session < 0),
+                "price": pa.array(item_prices[item]),
+                "quantity": pa.array(np.where(kind == 2, rng.integers(1, 4, n), 1)),
+                "device": pick(devices, device),
+            },
+            schema=contract.EVENTS.arrow_schema(),
+        )
+        write_partition(table, curated, "events", day_start.date())
+        written += n
+    return {"events": written, "users": n_users, "items": ITEMS}
+
+
+def measure_features_engine(home: Path, engine: str, spark_master: str) -> dict[str, object]:
+    """One day of features on ``engine`` in this (fresh) process: the worker of the part."""
+    from pipelines.config import Settings
+
+    settings = Settings(home=home, feature_engine=engine, spark_master=spark_master)
+    result: dict[str, object] = {"engine": engine}
+    with PeakMemory() as memory:
+        started = time.perf_counter()
+        if engine == "spark":
+            from pipelines.features.spark import compute_features_for_day, spark_session
+
+            session = spark_session(settings)
+            session.sparkContext.setLogLevel("ERROR")
+            result["startup_s"] = round(time.perf_counter() - started, 2)
+            result["spark_master"] = spark_master
+            computing = time.perf_counter()
+            paths = compute_features_for_day(settings, DAY, spark=session)
+        else:
+            from pipelines.features.offline import compute_features_for_day
+
+            computing = time.perf_counter()
+            paths = compute_features_for_day(settings, DAY)
+        done = time.perf_counter()
+    result["compute_s"] = round(done - computing, 2)
+    result["wall_s"] = round(done - started, 2)
+    result["peak_mb"] = memory.peak_mb
+    # the machine is shared: how busy it was says how far the figures are from an idle one's
+    result["load_avg_1m_after"] = round(os.getloadavg()[0], 1)
+    result["rows_out"] = {name: _rows(path) for name, path in paths.items()}
+    return result
+
+
+def _rows(path: Path) -> int:
+    import pyarrow.parquet as pq
+
+    return pq.ParquetFile(path).metadata.num_rows
+
+
+def run_features(args: argparse.Namespace) -> dict[str, object]:
+    runs = []
+    for size in args.events:
+        with tempfile.TemporaryDirectory(prefix="scale-features-") as tmp:
+            home = Path(tmp) / "home"
+            from pipelines.config import Settings
+
+            settings = Settings(home=home)
+            started = time.perf_counter()
+            shop = write_synthetic_shop(settings.curated_dir, size)
+            generate_s = round(time.perf_counter() - started, 1)
+            print(f"[features] {size:,} events written in {generate_s} s", flush=True)
+            for engine in args.engines:
+                print(f"[features] {size:,} events on {engine} ...", flush=True)
+                try:
+                    figures = _in_fresh_process(home, engine, args.spark_master, args.timeout)
+                except RuntimeError as error:
+                    figures = {"engine": engine, "error": str(error)}
+                if "compute_s" in figures:
+                    figures["rows_per_s"] = round(shop["events"] / max(figures["compute_s"], 1e-9))
+                print(f"[features] {json.dumps(figures)}", flush=True)
+                runs.append(
+                    {"events": shop["events"], "shop": shop, "generate_s": generate_s, **figures}
+                )
+    return {
+        "what": "one day of user_activity + item_popularity from a 30-day curated window",
+        "day": DAY.isoformat(),
+        "runs": runs,
+        "note": "rows_per_s = events in the window / compute_s; wall_s adds Spark's JVM start; "
+        "peak_mb is the measuring process tree's (the JVM included)",
+    }
+
+
+def _in_fresh_process(home: Path, engine: str, master: str, timeout: float) -> dict[str, object]:
+    command = [
+        sys.executable,
+        __file__,
+        "--worker",
+        "features",
+        "--home",
+        str(home),
+        "--engine",
+        engine,
+        "--spark-master",
+        master,
+    ]
+    try:
+        done = subprocess.run(command, capture_output=True, text=True, timeout=timeout, check=False)
+    except subprocess.TimeoutExpired:
+        raise RuntimeError(f"did not finish within {timeout:.0f} s") from None
+    lines = [line for line in done.stdout.splitlines() if line.startswith("{")]
+    if done.returncode != 0 or not lines:
+        raise RuntimeError(f"exit {done.returncode}: {done.stderr.strip()[-600:]}")
+    return json.loads(lines[-1])
+
+
+# ---- the parts ----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Part:
+    help: str
+    run: Callable[[argparse.Namespace], dict[str, object]]
+
+
+PARTS: dict[str, Part] = {
+    "features": Part("feature computation, Spark vs the local engine", run_features),
+}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__.splitlines()[0],
+        epilog="parts: " + "; ".join(f"{name}: {part.help}" for name, part in PARTS.items()),
+    )
+    parser.add_argument(
+        "--part", action="append", choices=sorted(PARTS), help="what to measure (repeatable)"
+    )
+    parser.add_argument(
+        "--events", type=int, nargs="+", default=[1_000_000, 10_000_000], help="features: sizes"
+    )
+    parser.add_argument(
+        "--engines", nargs="+", default=["local", "spark"], choices=["local", "spark"]
+    )
+    parser.add_argument("--spark-master", default="local[2]")
+    parser.add_argument(
+        "--timeout", type=float, default=1800, help="seconds one measurement may take"
+    )
+    parser.add_argument("--worker", help=argparse.SUPPRESS)
+    parser.add_argument("--home", type=Path, help=argparse.SUPPRESS)
+    parser.add_argument("--engine", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+
+    if args.worker == "features":
+        print(json.dumps(measure_features_engine(args.home, args.engine, args.spark_master)))
+        return
+    for name in args.part or sorted(PARTS):
+        result = PARTS[name].run(args)
+        record(f"scale_{name}", {**result, "cores": os.cpu_count()})
+
+
+if __name__ == "__main__":
+    main()
