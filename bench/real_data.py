@@ -20,7 +20,8 @@ shrinks it). Then, in a fresh state dir, timed stage by stage:
    beside the recency and frequency heuristics on the same test rows.
 
 Prints the time per stage and the figures, checks that selection is within noise of the best
-fixed candidate and beats popularity and buy-again, and writes bench/results/real_data_<name>.json.
+fixed candidate and beats popularity and buy-again (and whether by more than two standard
+errors), and writes bench/results/real_data_<name>.json.
 """
 
 from __future__ import annotations
@@ -229,6 +230,11 @@ def judge(recommender: dict[str, Any]) -> dict[str, Any]:
         "within_noise_of_best": champion >= best - margin,
         "beats_popularity": champion > results["popularity"]["ndcg_at_10"],
         "beats_buy_again": champion > results["buy_again"]["ndcg_at_10"],
+        # a lead smaller than two standard errors is a tie, whatever its sign
+        "beats_popularity_beyond_noise": champion
+        > results["popularity"]["ndcg_at_10"] + noise(champion, users),
+        "beats_buy_again_beyond_noise": champion
+        > results["buy_again"]["ndcg_at_10"] + noise(champion, users),
     }
 
 
