@@ -73,7 +73,18 @@ def main() -> None:
     parser.add_argument("--test-days", type=int, default=30)
     parser.add_argument("--through-airflow", action="store_true", help="DAGs day by day")
     parser.add_argument("--home", type=Path, help="state dir (default: a fresh temporary one)")
+    parser.add_argument(
+        "--evaluate-only",
+        action="store_true",
+        help="only the evaluate stage, on the curated history already in --home (after a model "
+        "change, without importing and backfilling again)",
+    )
     args = parser.parse_args()
+    if args.evaluate_only:
+        if args.home is None:
+            raise SystemExit("--evaluate-only needs --home: the state dir of an earlier run")
+        evaluate_existing(args.home, args.test_days, args.style if args.events is None else None)
+        return
 
     from pipelines.config import Settings
     from pipelines.data.catalogue import import_shop_log
@@ -155,6 +166,27 @@ def main() -> None:
             **evaluation,
             "checks": verdict,
         },
+    )
+
+
+def evaluate_existing(home: Path, test_days: int, style: str | None) -> None:
+    """The evaluate stage alone, on the curated days of an earlier run's state dir."""
+    from pipelines.config import Settings
+    from pipelines.data.partitions import partition_days
+
+    settings = Settings(home=home)
+    days = partition_days(settings.curated_dir, "events")
+    if not days:
+        raise SystemExit(f"{settings.curated_dir}: no curated events; run without --evaluate-only")
+    began = time.perf_counter()
+    evaluation = evaluate(settings, days[0], days[-1], test_days)
+    stages = {"evaluate": round(time.perf_counter() - began, 1)}
+    verdict = judge(evaluation["recommender"])
+    print_figures(stages, evaluation, verdict)
+    name = style or home.name
+    record(
+        f"real_data_{name}_evaluate",
+        {"home": str(home), "stages_s": stages, **evaluation, "checks": verdict},
     )
 
 
