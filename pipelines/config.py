@@ -128,9 +128,9 @@ class Settings(BaseSettings):
     recommender_candidates: str = Field(
         "",
         description="Recommender candidates to try, comma-separated (popularity, item_knn, "
-        "category_affinity, ease); empty = all of them. Buy-again and its blends with the "
-        "best of these are added whenever seen items may be recommended "
-        "(recommender_exclude_seen auto or false).",
+        "category_affinity, ease); empty = all of them. Buy-again, the learned buy-again "
+        "(repurchase, on a temporal split) and their blends with the best of these are added "
+        "whenever seen items may be recommended (recommender_exclude_seen auto or false).",
     )
     recommender_exclude_seen: Literal["auto", "true", "false"] = Field(
         "auto",

@@ -55,6 +55,7 @@ STORABLE_CLASSES: dict[str, type] = {
                 "ItemKNNRecommender",
                 "EASERecommender",
                 "BuyAgainRecommender",
+                "RepurchaseRecommender",
                 "BlendRecommender",
             ),
         ),

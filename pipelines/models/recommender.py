@@ -89,6 +89,7 @@ __all__ = [
     "OracleRecommender",
     "PopularityRecommender",
     "Recommender",
+    "RepurchaseRecommender",
     "Selection",
     "benchmark_recommenders",
     "blend_scores",
@@ -684,6 +685,237 @@ class BuyAgainRecommender(Recommender):
         return own + self.tie_break_[None, :]
 
 
+REPURCHASE_HALF_LIVES: tuple[float, ...] = (7.0, 30.0, 120.0)  # decays offered as features
+REPURCHASE_MAX_PAIRS = 300_000  # training pairs kept (a sample drawn with ``seed``) per fit
+REPURCHASE_MIN_LABELS = 20  # positives and negatives needed to learn; else plain frequency
+
+
+def repurchase_features(
+    frame: pd.DataFrame, now: pd.Timestamp, weights: Mapping[str, float] | None = None
+) -> pd.DataFrame:
+    """One row per (user, item) the user had before ``now``: how often, how recently and how
+    regularly they had it, in several windows and decays, beside the user's own rhythm and the
+    item's reach and repeat share -- what a buy-again ranking has to weigh, left to a model to
+    weigh instead of fixing one decay."""
+    frame = frame[frame["timestamp"] < now]
+    strength = interaction_strength(frame, weights=weights)
+    age = (now - frame["timestamp"]).dt.total_seconds().to_numpy() / 86_400.0
+    data = pd.DataFrame(
+        {
+            "user_id": frame["user_id"].to_numpy(),
+            "item_id": frame["item_id"].to_numpy(),
+            "strength": strength,
+            "age": age,
+            "day": np.floor(age),
+            "in_30": (age < 30).astype(np.float64),
+            "in_90": (age < 90).astype(np.float64),
+            **{f"decay_{h:g}": strength * np.power(0.5, age / h) for h in REPURCHASE_HALF_LIVES},
+        }
+    )
+    grouped = data.groupby(["user_id", "item_id"], sort=False)
+    pairs = grouped.agg(
+        count=("strength", "size"),
+        strength=("strength", "sum"),
+        last_age=("age", "min"),
+        first_age=("age", "max"),
+        count_30=("in_30", "sum"),
+        count_90=("in_90", "sum"),
+        **{f"decay_{h:g}": (f"decay_{h:g}", "sum") for h in REPURCHASE_HALF_LIVES},
+    )
+    pairs["days"] = (
+        data.drop_duplicates(["user_id", "item_id", "day"]).groupby(["user_id", "item_id"]).size()
+    )
+    repeated = pairs["days"] > 1
+    gap = (pairs["first_age"] - pairs["last_age"]) / (pairs["days"] - 1).where(repeated)
+    pairs["gap"] = gap
+    pairs["overdue"] = pairs["last_age"] / gap.where(gap > 0)
+    pairs = pairs.reset_index()
+    user = data.groupby("user_id", sort=False).agg(
+        user_strength=("strength", "sum"),
+        user_last_age=("age", "min"),
+        user_first_age=("age", "max"),
+    )
+    user["user_days"] = data.drop_duplicates(["user_id", "day"]).groupby("user_id").size()
+    user["user_items"] = pairs.groupby("user_id").size()
+    item = (
+        pairs.assign(repeated=repeated.to_numpy(dtype=np.float64), recent=(pairs["last_age"] < 30))
+        .groupby("item_id", sort=False)
+        .agg(
+            item_users=("count", "size"),
+            item_recent_users=("recent", "sum"),
+            item_repeat_share=("repeated", "mean"),
+        )
+    )
+    pairs = pairs.join(user, on="user_id").join(item, on="item_id")
+    pairs["share"] = pairs["strength"] / pairs["user_strength"]
+    pairs["user_gap"] = (pairs["user_first_age"] - pairs["user_last_age"]) / (
+        pairs["user_days"] - 1
+    ).where(pairs["user_days"] > 1)
+    return pairs
+
+
+REPURCHASE_FEATURES: tuple[str, ...] = (
+    "count",
+    "strength",
+    "last_age",
+    "first_age",
+    "count_30",
+    "count_90",
+    *(f"decay_{h:g}" for h in REPURCHASE_HALF_LIVES),
+    "days",
+    "gap",
+    "overdue",
+    "user_strength",
+    "user_last_age",
+    "user_first_age",
+    "user_days",
+    "user_items",
+    "item_users",
+    "item_recent_users",
+    "item_repeat_share",
+    "share",
+    "user_gap",
+)
+
+
+def _repurchase_matrix(pairs: pd.DataFrame) -> np.ndarray:
+    """The features as floats; -1 where a gap is undefined (the pair or user never came back:
+    every feature is otherwise >= 0, and a column of nothing but NaN cannot be binned)."""
+    values = pairs[list(REPURCHASE_FEATURES)].to_numpy(dtype=np.float64)
+    return np.where(np.isfinite(values), values, -1.0)
+
+
+class RepurchaseRecommender(BuyAgainRecommender):
+    """Buy it again, learned: the chance that the user has each of their own items again within
+    ``horizon_days``, from how often, how recently and how regularly they had it.
+
+    :class:`BuyAgainRecommender` ranks the user's items by one decayed count, and which decay is
+    best depends on the shop (a staple re-ordered every six weeks, a gift bought once a year).
+    This model learns the weighing instead: at fit it cuts the last ``horizon_days`` off the
+    interactions, describes every (user, item) pair before the cut (:func:`repurchase_features`:
+    counts in several windows and decays, the user's own gap between having it and how overdue
+    it is, the user's rhythm, the item's reach and repeat share), labels whether the pair came
+    back after the cut, and fits a gradient-boosted classifier; then it describes the pairs
+    again at the end of the interactions and keeps the predicted probabilities (a sparse users x
+    items matrix: nothing else is kept, so the model stores as plain files). Items the user never
+    had score the same popularity tie-break as buy-again, so blends and fill work alike.
+
+    ``horizon_days`` should be the period recommendations are judged on (selection passes its
+    validation span). Without timestamps, or with fewer than ``REPURCHASE_MIN_LABELS`` positive
+    and negative pairs, it is plain buy-again (``fallback_`` says why).
+    """
+
+    def __init__(
+        self,
+        *,
+        horizon_days: float = 30.0,
+        weights: Mapping[str, float] | None = None,
+        max_pairs: int = REPURCHASE_MAX_PAIRS,
+        seed: int = 0,
+        exclude_seen: bool = False,
+    ) -> None:
+        self.horizon_days = horizon_days
+        self.weights = weights
+        self.max_pairs = max_pairs
+        self.seed = seed
+        self.exclude_seen = exclude_seen
+        self.half_life_days = None
+        self.transform = None
+        self.cold_items = False
+
+    def fit(
+        self,
+        interactions: pd.DataFrame | Interactions,
+        *,
+        items: pd.DataFrame | None = None,
+        segments: Mapping[str, object] | pd.Series | None = None,
+    ) -> RepurchaseRecommender:
+        if not self.horizon_days > 0:
+            raise ValueError(f"horizon_days must be positive, got {self.horizon_days}")
+        super().fit(interactions, items=items, segments=segments)
+        self.fallback_ = ""
+        frame = (
+            None if isinstance(interactions, Interactions) else normalize_interactions(interactions)
+        )
+        if frame is None or "timestamp" not in frame.columns:
+            self.fallback_ = "no timestamps: plain buy-again"
+        else:
+            self.fallback_ = self._learn(frame)
+        if self.fallback_:
+            # the buy-again ranking itself: each user's items by strength over their strongest
+            peak = self.X_.max(axis=1).toarray().ravel()
+            self.scores_ = (sparse.diags(1.0 / np.where(peak > 0, peak, 1.0)) @ self.X_).tocsr()
+        return self
+
+    def _learn(self, frame: pd.DataFrame) -> str:
+        from sklearn.ensemble import HistGradientBoostingClassifier
+        from threadpoolctl import threadpool_limits
+
+        end = frame["timestamp"].max()
+        cut = end - pd.Timedelta(days=float(self.horizon_days))
+        before = frame[frame["timestamp"] < cut]
+        if before.empty:
+            return f"the interactions span less than {self.horizon_days:g} days: plain buy-again"
+        train = repurchase_features(before, cut, self.weights)
+        after = frame[frame["timestamp"] >= cut][["user_id", "item_id"]].drop_duplicates()
+        came_back = pd.MultiIndex.from_frame(after)
+        label = pd.MultiIndex.from_frame(train[["user_id", "item_id"]]).isin(came_back)
+        # only users still around after the cut say whether an item came back or was dropped
+        active = train["user_id"].isin(set(after["user_id"])).to_numpy()
+        train, label = train[active], label[active]
+        if min(label.sum(), (~label).sum()) < REPURCHASE_MIN_LABELS:
+            return f"{int(label.sum())} repeat(s) after the cut: too few to learn, plain buy-again"
+        if len(train) > self.max_pairs:
+            keep = np.random.default_rng(self.seed).choice(
+                len(train), self.max_pairs, replace=False
+            )
+            train, label = train.iloc[np.sort(keep)], label[np.sort(keep)]
+        model = HistGradientBoostingClassifier(
+            max_iter=300,
+            learning_rate=0.1,
+            max_leaf_nodes=31,
+            min_samples_leaf=40,
+            early_stopping=True,
+            validation_fraction=0.15,
+            n_iter_no_change=20,
+            random_state=self.seed,
+        )
+        # one thread: OpenMP on a busy shared machine is many times slower, not faster
+        with threadpool_limits(limits=1):
+            model.fit(_repurchase_matrix(train), label)
+        now = repurchase_features(frame, end + pd.Timedelta(microseconds=1), self.weights)
+        with threadpool_limits(limits=1):
+            probability = model.predict_proba(_repurchase_matrix(now))[:, 1]
+        rows = self.user_ids_.get_indexer(now["user_id"])
+        cols = self.item_ids_.get_indexer(now["item_id"])
+        keep = (rows >= 0) & (cols >= 0)
+        self.scores_ = sparse.csr_matrix(
+            (np.maximum(probability[keep], 1e-9), (rows[keep], cols[keep])), shape=self.X_.shape
+        )
+        self.iterations_ = int(model.n_iter_)
+        return ""
+
+    def own_scores(self, users: pd.Index) -> np.ndarray:
+        """Users x ``catalogue_``: the chance of having each of their items again (0 where they
+        never had it or are unknown)."""
+        check_is_fitted(self, "scores_")
+        out = np.zeros((users.size, self.catalogue_.size))
+        rows = self.user_ids_.get_indexer(users)
+        known = np.flatnonzero(rows >= 0)
+        if known.size:
+            out[known, : self.scores_.shape[1]] = self.scores_[rows[known]].toarray()
+        return out
+
+    def _catalogue_scores(self, users: pd.Index) -> np.ndarray:
+        scores = super()._catalogue_scores(users)
+        rows = self.user_ids_.get_indexer(users)
+        known = np.flatnonzero(rows >= 0)
+        if known.size:
+            n = self.scores_.shape[1]
+            scores[known, :n] = self.scores_[rows[known]].toarray() + self.tie_break_[None, :]
+        return scores
+
+
 def _per_user_scaled(scores: np.ndarray) -> np.ndarray:
     """Each row divided by its largest finite absolute value (rows of zeros stay zero)."""
     finite = np.isfinite(scores)
@@ -697,11 +929,19 @@ def blend_scores(
     """``base`` scores scaled per user to a top of 1, plus ``repeat_weight`` x the user's own
     (buy-again) scores, over ``base.catalogue_``. Both models must be fitted on the same data."""
     collaborative = _per_user_scaled(base._catalogue_scores(users))
+    return _blend(collaborative, repeat, base.catalogue_, users, repeat_weight)
+
+
+def _blend(
+    collaborative: np.ndarray,
+    repeat: BuyAgainRecommender,
+    catalogue: pd.Index,
+    users: pd.Index,
+    repeat_weight: float,
+) -> np.ndarray:
     own = repeat.own_scores(users)
-    if repeat.catalogue_.size != base.catalogue_.size or not repeat.catalogue_.equals(
-        base.catalogue_
-    ):
-        positions = repeat.catalogue_.get_indexer(base.catalogue_)
+    if repeat.catalogue_.size != catalogue.size or not repeat.catalogue_.equals(catalogue):
+        positions = repeat.catalogue_.get_indexer(catalogue)
         own = np.where(positions >= 0, own[:, np.maximum(positions, 0)], 0.0)
     return collaborative + repeat_weight * own
 
@@ -767,7 +1007,15 @@ class BlendRecommender(Recommender):
         return self
 
     def _catalogue_scores(self, users: pd.Index) -> np.ndarray:
-        return blend_scores(self.base_, self.repeat_, users, self.repeat_weight)
+        cache = getattr(self, "shared_base_scores_", None)
+        if cache is None:
+            return blend_scores(self.base_, self.repeat_, users, self.repeat_weight)
+        # selection scores one base at several weights on the same users: score it once
+        key = tuple(users)
+        if key not in cache:
+            cache.clear()
+            cache[key] = _per_user_scaled(self.base_._catalogue_scores(users))
+        return _blend(cache[key], self.repeat_, self.catalogue_, users, self.repeat_weight)
 
     def _score_rows(self, rows: sparse.csr_matrix) -> np.ndarray:  # pragma: no cover - unused
         raise NotImplementedError
@@ -926,6 +1174,19 @@ EXCLUDE_SEEN_CHOICES: tuple[str, ...] = ("auto", "true", "false")
 DEFAULT_BLEND_WEIGHTS: tuple[float, ...] = (0.1, 0.3, 1.0, 3.0, 10.0, 100.0)
 PROTOCOLS: tuple[str, ...] = ("temporal", "random")
 BASELINE_FAMILIES: tuple[str, ...] = ("popularity", "buy_again")
+# the families that rank the user's own items (the repeat half of a blend)
+REPEAT_FAMILIES: tuple[str, ...] = ("buy_again", "repurchase")
+
+
+def _forward_horizon_days(train: pd.DataFrame, valid: pd.DataFrame) -> float | None:
+    """Whole days that ``valid`` spans when it follows ``train`` in time (a temporal split),
+    else None (no timestamps, or a random split whose validation is spread over the log)."""
+    if "timestamp" not in train.columns or "timestamp" not in valid.columns or valid.empty:
+        return None
+    start, end = valid["timestamp"].min(), valid["timestamp"].max()
+    if start < train["timestamp"].max():
+        return None
+    return float(max(1, int(np.ceil((end - start) / pd.Timedelta(days=1)))))
 
 
 def parse_exclude_seen(value: str | bool) -> str | bool:
@@ -1326,19 +1587,32 @@ def select_recommender(
         for half_life in half_life_grid if has_time else (None,):
             label = "buy_again" if not has_time else f"buy_again half_life_days={half_life}"
             compete(label, BuyAgainRecommender(half_life_days=half_life), only=(False,))
-        personal = [f for f in fitted if f not in (*BASELINE_FAMILIES, "blend")]
+        horizon = _forward_horizon_days(train, normalize_interactions(valid))
+        if horizon is not None:
+            # learned buy-again, asked the question validation asks: bought again within the
+            # validation span (a temporal split only: a random one has no "next days")
+            learned = RepurchaseRecommender(horizon_days=horizon, seed=seed)
+            compete(f"repurchase horizon_days={horizon:g}", learned, only=(False,))
+        personal = [f for f in fitted if f not in (*BASELINE_FAMILIES, *REPEAT_FAMILIES, "blend")]
         base_family = max(personal, key=lambda f: scores[fitted[f][0]], default=None)
-        if base_family is not None and "buy_again" in fitted:
+        if base_family is not None:
             base_label_, base_model = fitted[base_family]
-            repeat_label, repeat_model = fitted["buy_again"]
-            for weight in blend_weights:
-                blend = BlendRecommender(
-                    base=entries[base_label_],
-                    repeat=entries[repeat_label],  # type: ignore[arg-type]
-                    repeat_weight=weight,
-                )
-                label = f"blend({base_label_} + {weight:g} x {repeat_label})"
-                record(label, blend, blend._adopt(base_model, repeat_model), only=(False,))  # type: ignore[arg-type]
+            shared: dict[tuple, np.ndarray] = {}
+            for repeat_family in REPEAT_FAMILIES:
+                if repeat_family not in fitted:
+                    continue
+                repeat_label, repeat_model = fitted[repeat_family]
+                for weight in blend_weights:
+                    blend = BlendRecommender(
+                        base=entries[base_label_],
+                        repeat=entries[repeat_label],  # type: ignore[arg-type]
+                        repeat_weight=weight,
+                    )
+                    label = f"blend({base_label_} + {weight:g} x {repeat_label})"
+                    adopted = blend._adopt(base_model, repeat_model)  # type: ignore[arg-type]
+                    adopted.shared_base_scores_ = shared
+                    record(label, blend, adopted, only=(False,))
+            shared.clear()
 
     best = _best(scores)
     assert best is not None

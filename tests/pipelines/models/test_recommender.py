@@ -327,7 +327,7 @@ def test_seen_items_are_allowed_where_customers_rebuy_and_excluded_where_they_do
         rebuying_log(), valid_days=10, test_days=10, exclude_seen="auto", seed=1
     )
     assert rebuy.selection.exclude_seen is False
-    assert rebuy.selection.name in ("buy_again", "blend"), rebuy.selection.label
+    assert rebuy.selection.name in ("buy_again", "repurchase", "blend"), rebuy.selection.label
     chosen, popularity = rebuy.metrics[rebuy.selection.name], rebuy.metrics["popularity"]
     assert chosen["recall_at_10"] > 2 * popularity["recall_at_10"]
     assert "repeats count" in rebuy.to_dict()["truth"]
@@ -336,14 +336,15 @@ def test_seen_items_are_allowed_where_customers_rebuy_and_excluded_where_they_do
         rebuying_log(repeat=False), valid_days=10, test_days=10, exclude_seen="auto", seed=1
     )
     assert novel.selection.exclude_seen is True, novel.selection.label
-    assert novel.selection.name not in ("buy_again", "blend")
+    assert novel.selection.name not in ("buy_again", "repurchase", "blend")
 
 
 def test_exclude_seen_true_keeps_the_novel_only_protocol() -> None:
     forced = evaluate_events(rebuying_log(), valid_days=10, test_days=10, exclude_seen=True)
     assert forced.selection.exclude_seen is True
     assert "new to the user" in forced.to_dict()["truth"]
-    assert not any(label.startswith(("buy_again", "blend")) for label in forced.selection.scores)
+    repeats = ("buy_again", "repurchase", "blend")
+    assert not any(label.startswith(repeats) for label in forced.selection.scores)
 
 
 @pytest.mark.parametrize("exclude_seen", ["auto", "true"])
