@@ -5,7 +5,8 @@
   version-3 encoding written directly) and :func:`string_entity_key_protos`.
 * Values: :func:`value_cells` (the ``value`` and ``value_text`` Feast's SQLite store writes per
   feature), :func:`repeated_value_elements` (a column as elements of a ``RepeatedValue``),
-  :func:`serialize_repeated_value`, :func:`parse_repeated_value`, :func:`empty_value`.
+  :func:`serialize_repeated_value`, :func:`parse_repeated_value`, :func:`empty_value`,
+  :func:`python_values` (what ``OnlineResponse.to_dict`` makes of each ``Value``).
 * Feast's SQLite store: :func:`online_table_id` (its table names) and
   :func:`sqlite_event_timestamps` (what its datetime adapter stores).
 
@@ -51,6 +52,7 @@ _DOUBLE_TAG = 0x29  # Value.double_val: field 5, wire type 1 (fixed64)
 _ELEMENT_TAG = 0x0A  # RepeatedValue.val: field 1, wire type 2 (length-delimited)
 _EMPTY_ELEMENT = bytes([_ELEMENT_TAG, 0])  # an empty Value: what Feast writes for null and NaN
 _PROTO_FIELDS = {"Int64": ("int64_val", int), "String": ("string_val", str)}
+_DIRECT_KINDS = frozenset({"int64_val", "double_val", "string_val"})
 
 
 def import_feast() -> None:
@@ -142,6 +144,25 @@ def parse_repeated_value(blob: bytes) -> Sequence[ValueProto]:
     from feast.protos.feast.types.Value_pb2 import RepeatedValue
 
     return RepeatedValue.FromString(blob).val
+
+
+def python_values(values: Sequence[ValueProto], value_types: Sequence[Any]) -> list[Any]:
+    """Each ``Value`` as ``get_online_features(...).to_dict()`` gives it: Feast's
+    ``feast_value_type_to_python_type`` with the feature's ``ValueType``, except that the scalar
+    kinds the platform stores (int64, double, string; :data:`ENCODED_TYPES`) and the empty
+    value (null) are read directly, as that function reads them."""
+    from feast.type_map import feast_value_type_to_python_type
+
+    out = []
+    for value, value_type in zip(values, value_types, strict=True):
+        kind = value.WhichOneof("val")
+        if kind is None:
+            out.append(None)
+        elif kind in _DIRECT_KINDS:
+            out.append(getattr(value, kind))
+        else:
+            out.append(feast_value_type_to_python_type(value, value_type))
+    return out
 
 
 def value_cells(column: pa.ChunkedArray, feature_type: str) -> tuple[np.ndarray, np.ndarray]:

@@ -220,7 +220,51 @@ class EntityRowSQLiteOnlineStore(OnlineStore):
             conn.execute(f"DELETE FROM {SCHEMA_TABLE} WHERE table_name = ?", (name,))
 
 
-# ---- shared with the bulk writer (pipelines.features.online) ------------------------------------
+# ---- shared with the bulk writer and the serving reader (pipelines.features.online) -------------
+
+
+class EntityRowReader:
+    """Point reads of the ``features`` blobs of some of this store's tables, on one connection
+    held open (serving: ``OnlineServiceReader``). Each statement sees the latest commit (WAL,
+    autocommit reads), so a push is visible to the next read."""
+
+    def __init__(self, path: str, tables: Sequence[str]) -> None:
+        self.tables = tuple(tables)
+        self._conn = connect(path)
+        self._lock = threading.Lock()
+        self._one = " UNION ALL ".join(
+            f"SELECT {i}, features FROM {quote_identifier(t)} WHERE entity_key = ?1"
+            for i, t in enumerate(self.tables)
+        )
+
+    def read_one(self, key: bytes) -> list[bytes | None]:
+        """The blob of ``key`` in each table (None: no row), in one statement."""
+        with self._lock:
+            rows = self._conn.execute(self._one, (key,)).fetchall()
+        blobs: list[bytes | None] = [None] * len(self.tables)
+        for index, blob in rows:
+            blobs[index] = blob
+        return blobs
+
+    def read_many(self, keys: Sequence[bytes]) -> list[dict[bytes, bytes]]:
+        """``{key: blob}`` of the keys found, per table."""
+        found: list[dict[bytes, bytes]] = []
+        for table in self.tables:
+            rows: dict[bytes, bytes] = {}
+            for begin in range(0, len(keys), 30_000):  # SQLite's bound-parameter limit
+                part = list(keys[begin : begin + 30_000])
+                query = (
+                    f"SELECT entity_key, features FROM {quote_identifier(table)} "
+                    f"WHERE entity_key IN ({','.join('?' * len(part))})"
+                )
+                with self._lock:
+                    rows.update(self._conn.execute(query, part).fetchall())
+            found.append(rows)
+        return found
+
+    def close(self) -> None:
+        with self._lock:
+            self._conn.close()
 
 
 def upsert_sql(name: str) -> str:

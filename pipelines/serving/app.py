@@ -26,7 +26,7 @@ import hmac
 import json
 import logging
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Annotated, Any
@@ -46,9 +46,8 @@ from pipelines.serving.scoring import (
     Answer,
     Catalogue,
     FeatureReader,
+    OnlineFeatures,
     PropensityScorer,
-    online_batch_reader,
-    online_reader,
     prepare,
     recommend,
     segment,
@@ -89,6 +88,7 @@ def create_app(
     settings.ensure_dirs()
     metrics = serving_metrics()
     catalogue = Catalogue(settings)
+    features = OnlineFeatures(settings)
 
     def publish_versions(current: ModelHolder) -> None:
         for name, loaded in current.snapshot().items():
@@ -106,13 +106,13 @@ def create_app(
         propensity=PropensityScorer(settings.propensity_horizon_days),
         counters=RealtimeCounters(settings.state_dir / "serving" / "realtime.db"),
         metrics=metrics,
-        read=online_reader(settings),
+        read=features,
     )
-    read_many = online_batch_reader(settings)
 
     def warm_propensity(current: ModelHolder) -> None:
-        state.propensity.warm(current.get(PROPENSITY), catalogue, read_many)
+        state.propensity.warm(current.get(PROPENSITY), catalogue, features.many)
 
+    holder.add_refresh_callback(features.refresh)
     holder.add_refresh_callback(warm_propensity)  # after the catalogue's reload
 
     @asynccontextmanager
@@ -147,8 +147,15 @@ def create_app(
 
     # ---- reads --------------------------------------------------------------------------------
 
+    async def compute(work: Callable[[], Answer]) -> Answer:
+        """In memory (models, catalogue, local SQLite reads): on the event loop, no thread
+        hop; a networked online store (Redis): in the thread pool."""
+        if features.direct:
+            return work()
+        return await run_in_threadpool(work)
+
     @app.get("/v1/users/{user_id}/recommendations", tags=["users"])
-    def recommendations(
+    async def recommendations(
         user_id: UserId,
         k: Annotated[int, Query(ge=1, le=MAX_K, description="How many items.")] = 10,
         category: Annotated[
@@ -163,18 +170,26 @@ def create_app(
         left_out = [i.strip() for part in exclude or [] for i in part.split(",") if i.strip()]
         if len(left_out) > MAX_EXCLUDE:
             raise HTTPException(422, f"exclude: at most {MAX_EXCLUDE} item ids")
-        result = recommend(holder.snapshot(), catalogue, state.read, user_id, k, category, left_out)
+        result = await compute(
+            lambda: recommend(
+                holder.snapshot(), catalogue, state.read, user_id, k, category, left_out
+            )
+        )
         return answer("recommendations", result)
 
     @app.get("/v1/users/{user_id}/propensity", tags=["users"])
-    def propensity(user_id: UserId) -> dict[str, Any]:
+    async def propensity(user_id: UserId) -> dict[str, Any]:
         """Probability that the user buys within the model's horizon (calibrated)."""
-        return answer("propensity", state.propensity.score(holder.snapshot(), state.read, user_id))
+        result = await compute(
+            lambda: state.propensity.score(holder.snapshot(), state.read, user_id)
+        )
+        return answer("propensity", result)
 
     @app.get("/v1/users/{user_id}/segment", tags=["users"])
-    def user_segment(user_id: UserId) -> dict[str, Any]:
+    async def user_segment(user_id: UserId) -> dict[str, Any]:
         """The user's customer segment (published, or computed from today's activity)."""
-        return answer("segment", segment(holder.snapshot(), state.read, user_id))
+        result = await compute(lambda: segment(holder.snapshot(), state.read, user_id))
+        return answer("segment", result)
 
     # ---- events ------------------------------------------------------------------------------
 

@@ -57,23 +57,52 @@ BatchReader = Callable[[Sequence[str], str], dict[str, list[Any]]]
 WARM_BATCH_USERS = 5_000
 
 
-def online_reader(settings: Settings) -> FeatureReader:
-    from pipelines.features.online import online_feature_values
+class OnlineFeatures:
+    """The online features serving reads: one prepared
+    :class:`~pipelines.features.online.OnlineServiceReader` per feature service.
 
-    def read(user_id: str, service: str) -> dict[str, Any]:
-        values = online_feature_values(settings, [user_id], service)
-        return {name: column[0] for name, column in values.items()}
+    ``features(user_id, service)`` is the :data:`FeatureReader`, :meth:`many` the
+    :data:`BatchReader`; :meth:`refresh` (the polling thread) re-resolves services whose
+    registry definition changed. :attr:`direct` says whether reads are local file reads (the
+    local profile's SQLite store), cheap enough to run on the event loop.
+    """
 
-    return read
+    def __init__(
+        self,
+        settings: Settings,
+        services: Sequence[str] = (PROPENSITY_SERVICE, RECOMMENDATIONS_SERVICE),
+    ) -> None:
+        self.settings = settings
+        self.services = tuple(services)
+        self._readers: dict[str, Any] = {}
+        self._lock = threading.Lock()
+        self.direct = settings.feast_online_store["type"] != "redis"
 
+    def reader(self, service: str) -> Any:
+        found = self._readers.get(service)
+        if found is None:
+            from pipelines.features.online import OnlineServiceReader
 
-def online_batch_reader(settings: Settings) -> BatchReader:
-    from pipelines.features.online import online_feature_values
+            with self._lock:
+                found = self._readers.get(service)
+                if found is None:
+                    found = OnlineServiceReader(self.settings, service)
+                    self._readers[service] = found
+        return found
 
-    def read(user_ids: Sequence[str], service: str) -> dict[str, list[Any]]:
-        return online_feature_values(settings, list(user_ids), service)
+    def __call__(self, user_id: str, service: str) -> dict[str, Any]:
+        return self.reader(service).read(user_id)
 
-    return read
+    def many(self, user_ids: Sequence[str], service: str) -> dict[str, list[Any]]:
+        return self.reader(service).read_many(user_ids)
+
+    def refresh(self, *_: object) -> None:
+        """Prepare the readers of :attr:`services` (at start, outside any request) and
+        re-resolve any whose service definition changed in the registry."""
+        for service in self.services:
+            self.reader(service).refresh()
+        for reader in list(self._readers.values()):
+            reader.refresh()
 
 
 # ---- the live catalogue ------------------------------------------------------------------------

@@ -231,3 +231,30 @@ def test_online_table_id_is_the_table_feasts_sqlite_store_uses() -> None:
     unversioned = SimpleNamespace(enable_online_feature_view_versioning=False)
     config = SimpleNamespace(project="personalize", registry=unversioned)
     assert feast_compat.online_table_id(config, view) == "personalize_user_activity"
+
+
+def test_python_values_are_what_feasts_online_response_gives() -> None:
+    from feast.protos.feast.types.Value_pb2 import Value
+    from feast.type_map import feast_value_type_to_python_type
+    from feast.value_type import ValueType
+
+    values = [
+        Value(int64_val=7),
+        Value(double_val=2.5),
+        Value(string_val="books"),
+        Value(),  # null
+        Value(int32_val=3),  # a kind the platform does not store: Feast converts it
+        Value(unix_timestamp_val=1_700_000_000),
+    ]
+    types = [
+        ValueType.INT64,
+        ValueType.DOUBLE,
+        ValueType.STRING,
+        ValueType.DOUBLE,
+        ValueType.INT32,
+        ValueType.UNIX_TIMESTAMP,
+    ]
+    ours = feast_compat.python_values(values, types)
+    feasts = [feast_value_type_to_python_type(v, t) for v, t in zip(values, types, strict=True)]
+    assert ours == feasts
+    assert [type(v) for v in ours] == [type(v) for v in feasts]

@@ -14,6 +14,7 @@ from pipelines.config import Settings
 from pipelines.features import store as feast_store
 from pipelines.features.offline import write_offline_partition
 from pipelines.features.online import (
+    OnlineServiceReader,
     OnlineStoreError,
     materialize_interval,
     online_feature_values,
@@ -210,6 +211,39 @@ def test_pushed_counters_are_served_and_an_older_push_changes_nothing(settings: 
     served = online_feature_values(settings, ["u1", "u2", "u3"], SERVICE)
     assert served["rt_views_1h"] == [7, 0, None]
     assert served["rt_carts_1h"] == [1, 0, None]
+
+
+def _reader_matches_feast(settings: Settings) -> OnlineServiceReader:
+    materialize_interval(settings, STAMP1, STAMP2 + TICK)
+    now = datetime(2026, 1, 3, 12, 0, tzinfo=UTC)
+    pushed = pd.DataFrame(
+        {"user_id": ["u1"], TIMESTAMP: [now], "rt_views_1h": [3], "rt_carts_1h": [0]}
+    )
+    push_realtime(settings, pushed)
+    ids = ["u1", "u2", "u3", "nobody"]
+    reader = OnlineServiceReader(settings, SERVICE)
+    feasts = online_feature_values(settings, ids, SERVICE)
+    assert reader.columns == list(feasts)
+    assert reader.read_many(ids) == feasts
+    for n, user in enumerate(ids):
+        assert reader.read(user) == {name: column[n] for name, column in feasts.items()}
+    # a push after the reader was prepared is in its next read
+    later = pushed.assign(**{TIMESTAMP: [now + timedelta(minutes=1)], "rt_views_1h": [4]})
+    push_realtime(settings, later)
+    assert reader.read("u1")["rt_views_1h"] == 4
+    return reader
+
+
+def test_the_prepared_service_reader_reads_what_get_online_features_gives(
+    settings: Settings,
+) -> None:
+    assert _reader_matches_feast(settings).direct
+
+
+def test_on_feasts_own_sqlite_store_the_reader_reads_through_the_provider(
+    stock_sqlite_settings: Settings,
+) -> None:
+    assert not _reader_matches_feast(stock_sqlite_settings).direct
 
 
 def test_served_columns_are_the_join_key_then_the_service_in_order(settings: Settings) -> None:
