@@ -2,21 +2,33 @@
 >= 500 req/s, propensity p99 <= 10 ms).
 
 .venv/bin/python bench/serving.py [--users 1000 --items 200 --seconds 10 --concurrency 8]
+                                  [--home DIR] [--loadgen auto|wrk|python]
 
 Builds a shop with registered champions, published segments and recommendations and a filled
-online store, starts ``personalize serve`` on 127.0.0.1 in its own process, and drives it with
-an asyncio httpx client (``--concurrency`` requests in flight) for ``--seconds`` per scenario:
-recommendations of known users, propensity, events (one per POST), recommendations again while
-the recommender's alias moves to another version mid-run (the server polls every second), and,
-as the floor, a bare FastAPI endpoint doing a numpy top-10 over as many items in a process of
-its own. Reports requests/s, p50/p95/p99 ms, errors, the server's peak MB and the core count.
+online store (``--home DIR`` keeps it and reuses it on the next run: the build takes minutes),
+starts ``personalize serve`` on 127.0.0.1 in its own process, and drives it at a fixed
+concurrency (``--concurrency`` connections, each with one request in flight) for ``--seconds``
+per scenario: recommendations of known users, propensity, events (one per POST),
+recommendations again while the recommender's alias moves to another version mid-run (the
+server polls every second), and, as the floor, a bare FastAPI endpoint doing a numpy top-10
+over as many items, in a uvicorn process of its own run like the server (same event loop and
+HTTP parser, no access log).
+
+The load comes from ``wrk`` (``apt-get install wrk``) with ``bench/serving_wrk.lua`` when it is
+installed, else from an asyncio httpx client in this process, which on 2 cores is itself the
+bottleneck (its CPU is reported: near one core means the figures are the client's). Reports
+requests/s, p50/p95/p99 ms, errors, the load generator's CPU, the server's peak MB, the core
+count and the load average; compare the server with the floor of the same run, not across runs.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import os
+import resource
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -37,13 +49,37 @@ FLOOR_APP = textwrap.dedent(
     app = FastAPI()
     scores = np.random.default_rng(0).random((USERS, ITEMS))
     @app.get("/v1/users/{user_id}/recommendations")
-    def top(user_id: str, k: int = 10):
+    async def top(user_id: str, k: int = 10):
         row = scores[hash(user_id) % scores.shape[0]]
         best = np.argpartition(-row, k)[:k]
         best = best[np.argsort(-row[best])]
         return {"items": [{"item_id": int(i), "score": float(row[i])} for i in best]}
     """
 )
+
+
+def built(home: Path, users: int, items: int) -> tuple[object, int, int]:
+    """The shop of ``home`` (built now unless a previous run left it), with the recommender's
+    first champion back as champion; (settings, champion, the version the swap moves to)."""
+    from pipelines.config import Settings
+    from pipelines.registry import CHAMPION, aliases, promote
+
+    marker = home / "bench_serving.json"
+    if marker.is_file():
+        held = json.loads(marker.read_text())
+        if held["users"] == users and held["items"] == items:
+            settings = Settings(home=home, train_time_budget_seconds=3.0)
+            if aliases(settings, "recommender")[CHAMPION] != held["champion"]:
+                promote(settings, "recommender", held["champion"], actor="bench",
+                        reason="reset", require_blessed=False)  # fmt: skip
+            return settings, held["champion"], held["second"]
+        shutil.rmtree(home)
+    settings, second = build(home, users, items)
+    champion = aliases(settings, "recommender")[CHAMPION]
+    marker.write_text(
+        json.dumps({"users": users, "items": items, "champion": champion, "second": second})
+    )
+    return settings, champion, second
 
 
 def build(home: Path, users: int, items: int) -> tuple[object, int]:
@@ -103,6 +139,45 @@ def peak_rss_mb(pid: int) -> float:
     return float("nan")
 
 
+WRK_SCRIPT = Path(__file__).resolve().parent / "serving_wrk.lua"
+
+
+def drive_wrk(
+    base: str, mode: str, seconds: float, concurrency: int, users: int, during=None
+) -> dict:
+    """One wrk run (one thread, ``concurrency`` connections) of ``mode``; ``during`` is called
+    half-way through."""
+    env = {**os.environ, "BENCH_MODE": mode, "BENCH_USERS": str(users), "BENCH_TOKEN": TOKEN}
+    command = ["wrk", "-t1", f"-c{concurrency}", f"-d{seconds}s", "--timeout", "10s"]
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    process = subprocess.Popen(
+        [*command, "-s", str(WRK_SCRIPT), base], env=env, stdout=subprocess.PIPE, text=True
+    )
+    if during is not None:
+        time.sleep(seconds / 2)
+        during()
+    out, _ = process.communicate(timeout=seconds + 60)
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    line = next((x for x in out.splitlines() if x.startswith("WRK_JSON ")), None)
+    if process.returncode != 0 or line is None:
+        raise RuntimeError(f"wrk failed ({process.returncode}): {out[-2000:]}")
+    found = json.loads(line.removeprefix("WRK_JSON "))
+    wall = found["duration_us"] / 1e6
+    cpu = (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime)
+    return {
+        "requests": found["requests"],
+        "rows_per_s": round(found["requests"] / wall, 1),
+        "p50_ms": round(found["p50_us"] / 1000, 2),
+        "p95_ms": round(found["p95_us"] / 1000, 2),
+        "p99_ms": round(found["p99_us"] / 1000, 2),
+        "max_ms": round(found["max_us"] / 1000, 2),
+        "errors": found["non_2xx"] + found["socket_errors"],
+        "wall_s": round(wall, 2),
+        "loadgen": "wrk",
+        "loadgen_cpu_cores": round(cpu / wall, 2),
+    }
+
+
 async def drive(base: str, make_request, seconds: float, concurrency: int, during=None) -> dict:
     import httpx
     import numpy as np
@@ -123,6 +198,7 @@ async def drive(base: str, make_request, seconds: float, concurrency: int, durin
                 errors += 1
 
     limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+    cpu_began = time.process_time()
     async with httpx.AsyncClient(base_url=base, limits=limits, timeout=30) as client:
         began = time.perf_counter()
         tasks = [asyncio.create_task(worker(client)) for _ in range(concurrency)]
@@ -131,6 +207,7 @@ async def drive(base: str, make_request, seconds: float, concurrency: int, durin
             await asyncio.to_thread(during)
         await asyncio.gather(*tasks)
         wall = time.perf_counter() - began
+    cpu = time.process_time() - cpu_began
     ms = np.array(latencies) * 1000
     return {
         "requests": len(latencies),
@@ -140,6 +217,8 @@ async def drive(base: str, make_request, seconds: float, concurrency: int, durin
         "p99_ms": round(float(np.percentile(ms, 99)), 2),
         "errors": errors,
         "wall_s": round(wall, 2),
+        "loadgen": "python (httpx)",
+        "loadgen_cpu_cores": round(cpu / wall, 2),
     }
 
 
@@ -149,11 +228,23 @@ def main() -> None:
     parser.add_argument("--items", type=int, default=200)
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--concurrency", type=int, default=8)
+    parser.add_argument(
+        "--home", type=Path, help="Keep the built shop here and reuse it (default: a temp dir)."
+    )
+    parser.add_argument(
+        "--loadgen",
+        choices=("auto", "wrk", "python"),
+        default="auto",
+        help="wrk when installed (auto), or the asyncio httpx client.",
+    )
     args = parser.parse_args()
+    use_wrk = args.loadgen == "wrk" or (args.loadgen == "auto" and shutil.which("wrk"))
+    if args.loadgen == "wrk" and not shutil.which("wrk"):
+        parser.error("wrk is not installed (apt-get install wrk)")
     with tempfile.TemporaryDirectory() as scratch:
-        home = Path(scratch) / "home"
+        home = args.home.resolve() if args.home else Path(scratch) / "home"
         started = time.perf_counter()
-        settings, second = build(home, args.users, args.items)
+        settings, _, second = built(home, args.users, args.items)
         build_s = time.perf_counter() - started
         port, floor_port = 18731, 18732
         env = {
@@ -231,10 +322,19 @@ def main() -> None:
                 require_blessed=False,
             )
 
+        modes = {recs: "recommendations", propensity: "propensity", event: "events"}
+
+        def run(url: str, make_request, seconds: float, concurrency: int, during=None) -> dict:
+            if use_wrk:
+                mode = modes[make_request]
+                return drive_wrk(url, mode, seconds, concurrency, args.users, during)
+            return asyncio.run(drive(url, make_request, seconds, concurrency, during))
+
         try:
-            run = lambda *a, **kw: asyncio.run(drive(*a, **kw))  # noqa: E731
             run(base, recs, 2.0, args.concurrency)  # warm-up
+            run(base, propensity, 2.0, args.concurrency)
             run(floor_base, recs, 2.0, args.concurrency)
+            load_before = os.getloadavg()
             result = {
                 "users": args.users,
                 "items": args.items,
@@ -255,6 +355,16 @@ def main() -> None:
             result["swap_served_version_after"] = served
             result["swap_target_version"] = second
             result["server_peak_mb"] = peak_rss_mb(server.pid)
+            result["load_average_1m_before_after"] = [
+                round(load_before[0], 2),
+                round(os.getloadavg()[0], 2),
+            ]
+            bare = result["floor_numpy_top10"]
+            for name in ("recommendations", "propensity", "recommendations_with_alias_swap"):
+                result[name]["vs_floor"] = {
+                    "throughput": round(result[name]["rows_per_s"] / bare["rows_per_s"], 2),
+                    "p99": round(result[name]["p99_ms"] / bare["p99_ms"], 2),
+                }
         finally:
             for process in (server, floor):
                 process.terminate()

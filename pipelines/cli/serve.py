@@ -22,6 +22,13 @@ def serve(
     workers: Annotated[
         int | None, typer.Option(help="Server processes (default: serve_workers, 1).", min=1)
     ] = None,
+    access_log: Annotated[
+        bool,
+        typer.Option(
+            "--access-log/--no-access-log",
+            help="Log a line per request (off by default: it costs latency on the hot path).",
+        ),
+    ] = False,
 ) -> None:
     """Serve recommendations, propensity and segments of the @champion models, and accept
     events (`POST /v1/events`, bearer token PERSONALIZE_SERVE_TOKEN). OpenAPI at /docs."""
@@ -45,5 +52,5 @@ def serve(
         port=port,
         workers=workers,
         log_level="info",
-        access_log=True,
+        access_log=access_log,
     )
