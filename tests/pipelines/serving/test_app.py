@@ -16,6 +16,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
+import numpy as np
 import pandas as pd
 import pytest
 from fastapi.testclient import TestClient
@@ -240,6 +241,37 @@ def test_a_pushed_event_changes_the_next_answers_features_and_is_logged(
     assert set(events[i]["event_id"] for i in (0, 1)) <= set(logged["event_id"])
     assert str(logged["event_ts"].dtype) == contract.EVENTS.column("event_ts").pandas_dtype
     assert "personalize_events_pushed_total" in client.get("/metrics").text
+
+
+def test_the_propensity_cache_is_keyed_by_the_inputs_so_a_push_changes_the_answer(
+    client: TestClient,
+) -> None:
+    """The trained champion ignores rt_* (never seen in training), so a stand-in whose score is
+    the views counter shows the cache scoring moved counters anew, not serving a user's old
+    probability."""
+
+    class ByViews:
+        def predict_proba(self, frame: pd.DataFrame) -> Any:
+            views = frame["rt_views_1h"].fillna(0).to_numpy()
+            p = 1.0 - 1.0 / (2.0 + views)
+            return np.column_stack([1.0 - p, p])
+
+    holder = _holder(client)
+    loaded = holder.get("propensity")
+    holder.put(LoadedModel("propensity", loaded.version + 1000, ByViews(), loaded.loaded_at))
+    try:
+        user = "u000005"
+        first = client.get(f"/v1/users/{user}/propensity").json()
+        assert client.get(f"/v1/users/{user}/propensity").json() == first  # cached, same
+        accepted = client.post("/v1/events", json=_event(user_id=user), headers=AUTH)
+        assert accepted.status_code == 202, accepted.json()
+        second = client.get(f"/v1/users/{user}/propensity").json()
+    finally:
+        holder.put(loaded)
+    views = second["realtime"]["rt_views_1h"]
+    assert views == (first["realtime"]["rt_views_1h"] or 0) + 1
+    assert second["probability"] == pytest.approx(round(1.0 - 1.0 / (2.0 + views), 6))
+    assert second["probability"] != first["probability"]
 
 
 def test_a_bad_event_is_refused_naming_the_field_and_the_rule(client: TestClient) -> None:
