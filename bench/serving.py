@@ -148,7 +148,7 @@ def drive_wrk(
     """One wrk run (one thread, ``concurrency`` connections) of ``mode``; ``during`` is called
     half-way through."""
     env = {**os.environ, "BENCH_MODE": mode, "BENCH_USERS": str(users), "BENCH_TOKEN": TOKEN}
-    command = ["wrk", "-t1", f"-c{concurrency}", f"-d{seconds}s", "--timeout", "10s"]
+    command = ["wrk", "-t1", f"-c{concurrency}", f"-d{max(1, round(seconds))}s", "--timeout", "10s"]
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     process = subprocess.Popen(
         [*command, "-s", str(WRK_SCRIPT), base], env=env, stdout=subprocess.PIPE, text=True
