@@ -100,6 +100,10 @@ def airflow_environment(
         "PERSONALIZE_HOME": str(settings.state_dir),
         "PERSONALIZE_PROFILE": settings.profile,
     }
+    if settings.airflow_sql_alchemy_conn.startswith("postgresql+psycopg://"):
+        # Airflow 3 derives its async URI as postgresql+asyncpg (not installed); psycopg 3 is
+        # async-capable under the same dialect name
+        env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN_ASYNC"] = settings.airflow_sql_alchemy_conn
     if settings.executor == "CeleryExecutor":
         env.update(celery_environment(settings))
     secrets = {
