@@ -190,6 +190,7 @@ class Cluster:
     init_outputs: list[str] = field(default_factory=list)
     init_codes: list[int] = field(default_factory=list)
     states: dict[str, list[str]] = field(default_factory=dict)  # dag_id -> run states
+    runs: dict[str, list[dict]] = field(default_factory=dict)  # the catch-up's runs
     killed_task: dict | None = None
     retried_task: dict | None = None
     reconnected: dict | None = None
@@ -341,6 +342,7 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
         for dag_id in ("ingest", "features", "monitor"):
             runs = api.wait_for(lambda d=dag_id: settled(d, len(DAG_DAYS)), f"{dag_id} runs")
             found.states[dag_id] = sorted(r["state"] for r in runs)
+            found.runs[dag_id] = runs
         found.seconds["ingest+features+monitor x2"] = time.monotonic() - started
 
         # train on Celery; a worker is killed while it runs a fit task (heavy queue)
@@ -473,3 +475,72 @@ def test_the_next_run_reconnects_after_postgres_drops_every_connection(
     assert cluster.reconnected is not None
     assert cluster.reconnected["dropped"] > 0
     assert cluster.reconnected["state"] == "success"
+
+
+def test_redis_down_during_materialization_fails_clearly_and_the_retry_completes(
+    cluster: Cluster, tmp_path: Path
+) -> None:
+    """The online store's Redis is down (nothing on its port) for one try of the day's
+    materialization, then back: the try names the unreachable store, the next one writes."""
+    import redis
+
+    from pipelines.features import store as feast_store
+    from pipelines.features.online import online_features
+    from pipelines.flows.features import materialize_day
+    from pipelines.local.supervisor import free_port
+
+    port = free_port()
+    settings = cluster.settings.model_copy(update={"redis_url": f"redis://127.0.0.1:{port}/0"})
+    feast_store.clear_store_cache()
+    with pytest.raises(redis.ConnectionError, match=f"127.0.0.1:{port}"):
+        materialize_day(settings, LAST)
+    server = _start_redis(port, tmp_path)
+    try:
+        written = materialize_day(settings, LAST)["rows"]
+        assert written and all(rows > 0 for rows in written.values()), written
+        served = online_features(settings, _users_of_day(settings, LAST), "propensity_v1")
+        assert served["views_1d"].notna().all()
+    finally:
+        server.terminate()
+        server.wait(10)
+        feast_store.clear_store_cache()
+
+
+def _stamp(text: str) -> datetime:
+    return datetime.fromisoformat(text.replace("Z", "+00:00"))
+
+
+def _table(root: Path, table: str, day: date | None = None) -> Any:
+    """A partitioned table under ``root`` (one day, or every day), in a stable row order."""
+    import pandas as pd
+
+    pattern = f"date={day.isoformat()}/*.parquet" if day else "date=*/*.parquet"
+    files = sorted((root / table).glob(pattern))
+    assert files, (root, table, day)
+    frame = pd.concat(pd.read_parquet(f) for f in files)
+    return frame.sort_values(list(frame.columns)).reset_index(drop=True)
+
+
+def test_two_days_run_at_once_without_interference(cluster: Cluster) -> None:
+    """The second day's ingest runs while the first day's features and monitor run (other DAGs,
+    other workers); each day's curated events and features equal the local profile's, which ran
+    the days one after the other."""
+    first_day_runs = [
+        min(cluster.runs[d], key=lambda r: _stamp(r["start_date"])) for d in ("features", "monitor")
+    ]
+    second_ingest = max(cluster.runs["ingest"], key=lambda r: _stamp(r["start_date"]))
+    overlaps = [
+        run
+        for run in first_day_runs
+        if _stamp(run["start_date"]) < _stamp(second_ingest["end_date"])
+        and _stamp(second_ingest["start_date"]) < _stamp(run["end_date"])
+    ]
+    assert overlaps, (first_day_runs, second_ingest)
+    for day in DAG_DAYS:
+        prod = _table(cluster.settings.curated_dir, "events", day)
+        local = _table(cluster.local.curated_dir, "events", day)
+        assert len(prod) == len(local) > 0
+        assert prod.equals(local)
+    for table in ("user_activity", "item_popularity"):
+        prod_features = _table(cluster.settings.feast_offline_dir, table)
+        assert prod_features.equals(_table(cluster.local.feast_offline_dir, table)), table
