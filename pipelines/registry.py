@@ -293,8 +293,14 @@ def _register(
     except MlflowException as error:
         if "RESOURCE_ALREADY_EXISTS" not in str(error.error_code):
             raise
+    # MLflow 3 logged models: a tracking server accepts a models:/m-<id> source only with its id
+    logged = source.removeprefix("models:/") if source.startswith("models:/m-") else None
     created = client.create_model_version(
-        model, source, run_id=run_id, tags={**lineage_tags, "git.commit": commit}
+        model,
+        source,
+        run_id=run_id,
+        tags={**lineage_tags, "git.commit": commit},
+        model_id=logged,
     )
     return int(created.version)
 
