@@ -496,7 +496,8 @@ def test_redis_down_during_materialization_fails_clearly_and_the_retry_completes
     server = _start_redis(port, tmp_path)
     try:
         written = materialize_day(settings, LAST)["rows"]
-        assert written and all(rows > 0 for rows in written.values()), written
+        # the day's feature views (recommendations and segments come from training, not the day)
+        assert written["user_activity"] > 0 and written["item_popularity"] > 0, written
         served = online_features(settings, _users_of_day(settings, LAST), "propensity_v1")
         assert served["views_1d"].notna().all()
     finally:
