@@ -29,7 +29,7 @@ from assets import FEATURES
 
 from pipelines.config import get_settings
 from pipelines.models.catalog import model_names
-from pipelines.orchestration.dag_defaults import dag_defaults
+from pipelines.orchestration.dag_defaults import HEAVY_QUEUE, dag_defaults
 
 SETTINGS = get_settings()
 
@@ -55,7 +55,7 @@ def monitor() -> None:
         except MonitoringError as problem:  # alerted already; a retry would not bring the data
             raise AlertedFailure(str(problem)) from None
 
-    @task(multiple_outputs=False)
+    @task(multiple_outputs=False, queue=HEAVY_QUEUE)  # Celery: the heavy queue
     def watch(model: str, **context: object) -> dict:
         from pipelines.flows.monitor import monitor_model_for_run
 

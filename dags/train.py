@@ -30,7 +30,7 @@ from assets import MODELS
 
 from pipelines.config import get_settings
 from pipelines.models.catalog import model_names
-from pipelines.orchestration.dag_defaults import dag_defaults
+from pipelines.orchestration.dag_defaults import HEAVY_QUEUE, dag_defaults
 
 SETTINGS = get_settings()
 
@@ -46,7 +46,7 @@ SETTINGS = get_settings()
 )
 def train() -> None:
     # multiple_outputs=False: one XCom per task; a `-> dict` task would push every key too
-    @task(multiple_outputs=False)
+    @task(multiple_outputs=False, queue=HEAVY_QUEUE)  # Celery: the heavy queue
     def fit(model: str, **context: object) -> dict:
         from pipelines.flows.train import train_for_run
 

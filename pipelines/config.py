@@ -8,7 +8,10 @@ Profiles:
 * ``local`` (default) embeds everything under one state dir (``PERSONALIZE_HOME``, default
   ``./.personalize``): Airflow on SQLite, MLflow on SQLite with local artifacts, Feast with a SQL
   registry on SQLite, a SQLite online store and a DuckDB offline store over parquet.
-* ``prod`` names PostgreSQL URIs (Airflow, MLflow, Feast registry) and a Redis online store.
+* ``prod`` runs on shared services: Airflow's metadata DB, MLflow's backend store and Feast's
+  registry on PostgreSQL, a Redis online store, an MLflow tracking server that every process talks
+  to, and Celery workers (Redis broker, PostgreSQL result backend). The state dir must then be
+  shared by every worker (docs/operations.md).
 
 Nothing happens at import time: no directory is created and no tracking URI is set until a caller
 asks for it (``Settings.ensure_dirs``).
@@ -32,6 +35,8 @@ from pydantic_settings import (
 Profile = Literal["local", "prod"]
 
 DEFAULT_CONFIG_FILE = "personalize.toml"
+# the tracking server `personalize up` starts in prod when mlflow_uri names none
+DEFAULT_MLFLOW_SERVER = "http://127.0.0.1:5000"
 
 
 class Settings(BaseSettings):
@@ -91,11 +96,42 @@ class Settings(BaseSettings):
     redis_url: str = Field("redis://127.0.0.1:6379/0", description="Feast online store (prod).")
     mlflow_uri: str | None = Field(
         None,
-        description="An MLflow tracking server (e.g. http://mlflow:5000) to use instead of the "
-        "profile's database.",
+        description="The MLflow tracking server every process talks to (e.g. http://mlflow:5000). "
+        "Unset: the profile's database in local, http://127.0.0.1:5000 (the server `personalize "
+        "up` starts) in prod.",
     )
     mlflow_artifact_uri: str | None = Field(
-        None, description="Artifact root for prod MLflow; defaults to <home>/mlflow/artifacts."
+        None,
+        description="Where MLflow keeps artifacts: a path/file URI every process can see, or "
+        "s3://bucket/prefix (the prod tracking server proxies it to its clients); defaults to "
+        "<home>/mlflow/artifacts.",
+    )
+
+    # Airflow's executor (prod: Celery workers on a Redis broker)
+    airflow_executor: Literal["LocalExecutor", "CeleryExecutor"] | None = Field(
+        None,
+        description="Airflow executor of the services `personalize up` starts; unset = "
+        "LocalExecutor in local, CeleryExecutor in prod.",
+    )
+    celery_broker_url: str = Field(
+        "redis://127.0.0.1:6379/1",
+        description="Celery broker (Redis or RabbitMQ amqp://) of the CeleryExecutor.",
+    )
+    celery_result_backend: str | None = Field(
+        None,
+        description="Celery result backend; unset = db+postgresql on postgres_dsn, database "
+        "airflow_database.",
+    )
+    celery_workers: int = Field(
+        2, ge=1, description="Celery worker processes `personalize up` starts in prod."
+    )
+    celery_worker_concurrency: int = Field(
+        1, ge=1, description="Task slots of each Celery worker (one process per slot)."
+    )
+    celery_worker_queues: str = Field(
+        "default,heavy",
+        description="Queues each Celery worker serves, comma-separated; heavy tasks (training, "
+        "drift) go to `heavy`, the others to `default`.",
     )
 
     # feature computation (pipelines/features/compute.py or pipelines/features/spark.py)
@@ -262,17 +298,46 @@ class Settings(BaseSettings):
 
     @property
     def mlflow_tracking_uri(self) -> str:
+        """What every client (tasks, CLI, serving) talks to: a tracking server in prod."""
         if self.mlflow_uri:
             return self.mlflow_uri
         if self.profile == "prod":
+            return DEFAULT_MLFLOW_SERVER
+        return self.mlflow_backend_store_uri
+
+    @property
+    def mlflow_backend_store_uri(self) -> str:
+        """The database behind MLflow: PostgreSQL in prod (the server's backend store)."""
+        if self.profile == "prod":
             return self._postgres_uri(self.mlflow_database)
         return f"sqlite:///{self.mlflow_dir / 'mlflow.db'}"
+
+    @property
+    def mlflow_through_server(self) -> bool:
+        """Whether clients reach MLflow over HTTP (artifacts then go through the server too)."""
+        return self.mlflow_tracking_uri.startswith(("http://", "https://"))
 
     @property
     def mlflow_artifact_root(self) -> str:
         if self.mlflow_artifact_uri:
             return self.mlflow_artifact_uri
         return (self.mlflow_dir / "artifacts").as_uri()
+
+    @property
+    def executor(self) -> str:
+        if self.airflow_executor:
+            return self.airflow_executor
+        return "CeleryExecutor" if self.profile == "prod" else "LocalExecutor"
+
+    @property
+    def celery_result_backend_uri(self) -> str:
+        if self.celery_result_backend:
+            return self.celery_result_backend
+        return "db+" + self._postgres_uri(self.airflow_database)
+
+    @property
+    def worker_queues(self) -> tuple[str, ...]:
+        return tuple(q.strip() for q in self.celery_worker_queues.split(",") if q.strip())
 
     @property
     def feast_registry_uri(self) -> str:
@@ -341,6 +406,7 @@ class Settings(BaseSettings):
             "quarantine": str(self.quarantine_dir),
             "airflow_db": self.airflow_sql_alchemy_conn,
             "mlflow_tracking_uri": self.mlflow_tracking_uri,
+            "mlflow_backend_store": self.mlflow_backend_store_uri,
             "mlflow_artifacts": self.mlflow_artifact_root,
             "feast_registry": self.feast_registry_uri,
             "feast_online_store": self.feast_online_store["type"],
@@ -350,6 +416,16 @@ class Settings(BaseSettings):
                 else f"duckdb over {self.feast_offline_dir}"
             ),
             "feature_engine": self.feature_engine,
+            "airflow_executor": self.executor,
+            **(
+                {
+                    "celery_broker": self.celery_broker_url,
+                    "celery_workers": f"{self.celery_workers} x {self.celery_worker_concurrency} "
+                    f"slot(s), queues {','.join(self.worker_queues)}",
+                }
+                if self.executor == "CeleryExecutor"
+                else {}
+            ),
         }
 
 

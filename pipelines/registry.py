@@ -82,9 +82,15 @@ def experiment_id(settings: Settings, name: str = TRAINING_EXPERIMENT) -> str:
     found = client.get_experiment_by_name(name)
     if found is not None:
         return found.experiment_id
-    root = settings.mlflow_artifact_root.rstrip("/")
+    # through a tracking server the server decides (its --artifacts-destination, proxied to every
+    # client as mlflow-artifacts:/); on a local store the artifacts live under the state dir
+    location = (
+        None
+        if settings.mlflow_through_server
+        else f"{settings.mlflow_artifact_root.rstrip('/')}/{name}"
+    )
     try:
-        return client.create_experiment(name, artifact_location=f"{root}/{name}")
+        return client.create_experiment(name, artifact_location=location)
     except Exception:  # another process created it first
         found = client.get_experiment_by_name(name)
         if found is None:
@@ -287,8 +293,14 @@ def _register(
     except MlflowException as error:
         if "RESOURCE_ALREADY_EXISTS" not in str(error.error_code):
             raise
+    # MLflow 3 logged models: a tracking server accepts a models:/m-<id> source only with its id
+    logged = source.removeprefix("models:/") if source.startswith("models:/m-") else None
     created = client.create_model_version(
-        model, source, run_id=run_id, tags={**lineage_tags, "git.commit": commit}
+        model,
+        source,
+        run_id=run_id,
+        tags={**lineage_tags, "git.commit": commit},
+        model_id=logged,
     )
     return int(created.version)
 

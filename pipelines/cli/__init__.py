@@ -9,6 +9,7 @@ from pipelines.cli import (  # noqa: F401  (imported for the commands they regis
     local,
     models,
     monitor,
+    platform,
     runs,
     serve,
     story,

@@ -121,6 +121,11 @@ def up(
     profile on localhost, print their URLs and the Airflow login; Ctrl-C stops them. With
     `--serve`, the serving API too (its URL, /docs and whether it is ready are printed).
 
+    prod (`personalize --profile prod up`, after `personalize --profile prod init`): Airflow on
+    the CeleryExecutor with `celery_workers` workers (queues default and heavy), and MLflow as a
+    tracking server on its PostgreSQL store that every task talks to. Each component is what
+    `personalize service NAME` runs.
+
     Logs go to `<home>/logs/` (`personalize -v up`: Airflow at INFO), pid files to `<home>/run/`.
     """
     from pipelines.local import supervisor
@@ -152,6 +157,11 @@ def up(
         ports = supervisor.resolve_ports(requested)
     except supervisor.ServiceError as problem:
         raise usage_error(str(problem)) from None
+    if settings.profile == "prod" and settings.mlflow_uri is None:
+        # every process (tasks on the workers, serving) talks to the tracking server started here
+        settings = settings.model_copy(
+            update={"mlflow_uri": f"http://{supervisor.HOST}:{ports['--mlflow-port']}"}
+        )
     verbose = bool(ctx.parent and ctx.parent.params.get("verbose"))
     plan = supervisor.plan_services(
         settings,

@@ -6,7 +6,9 @@ Registered on the main app by :mod:`pipelines.cli`; the work is in
 
 from __future__ import annotations
 
+import contextlib
 import json
+from collections.abc import Iterator
 from datetime import date
 from typing import Annotated, Any
 
@@ -14,6 +16,7 @@ import typer
 from rich.table import Table
 
 from pipelines.cli.common import app, console, err_console, parse_day, settings_of, usage_error
+from pipelines.config import Settings
 
 MARK = {"success": "[green]✓[/]", "failed": "[red]✗[/]"}
 ALERT_STYLE = {"critical": "red", "warning": "yellow", "info": "cyan"}
@@ -46,11 +49,6 @@ def story(
     from pipelines.local.story import Scenario, tell
 
     settings = settings_of(ctx)
-    if settings.profile != "local":
-        raise usage_error(
-            f"the story writes a generated shop into the state dir; it runs on the local profile "
-            f"only (this is {settings.profile!r}: use --profile local and a scratch --home)"
-        )
     try:
         scenario = Scenario(
             users=users,
@@ -64,8 +62,11 @@ def story(
         raise usage_error(str(problem)) from None
     for line in scenario.plan():
         err_console.print(f"[dim]plan:[/] {line}", highlight=False)
-    with _DayPrinter() as printer:
-        result = tell(settings, scenario, on_event=printer.on_event, on_stage=printer.on_stage)
+    with contextlib.ExitStack() as stack:
+        if settings.profile == "prod":
+            settings = stack.enter_context(_prod_services(settings))
+        with _DayPrinter() as printer:
+            result = tell(settings, scenario, on_event=printer.on_event, on_stage=printer.on_stage)
     if as_json:
         console.print_json(json.dumps(result.to_dict(), default=str))
     else:
@@ -76,6 +77,42 @@ def story(
             f"{result.paths.get('summary')} and `personalize status`"
         )
         raise typer.Exit(1)
+
+
+@contextlib.contextmanager
+def _prod_services(settings: Settings) -> Iterator[Settings]:
+    """The prod story: `personalize init` first, and an MLflow tracking server on the PostgreSQL
+    store for the story's runs when ``mlflow_uri`` names none (stopped after). The DAG runs are
+    real Airflow runs on the PostgreSQL metadata DB, in this process (as `personalize run`)."""
+    from pipelines.local import supervisor
+    from pipelines.orchestration.initialise import InitError, initialise
+
+    err_console.print(
+        "[yellow]prod story: the generated shop goes into the configured PostgreSQL databases "
+        "and Redis; use scratch ones[/]"
+    )
+    try:
+        for step in initialise(settings):
+            err_console.print(f"[dim]init:[/] {step.describe()}", highlight=False)
+    except InitError as problem:
+        err_console.print(f"[bold red]error:[/] {problem}")
+        raise typer.Exit(1) from None
+    if settings.mlflow_uri is not None:
+        yield settings
+        return
+    port = supervisor.free_port()
+    settings = settings.model_copy(update={"mlflow_uri": f"http://{supervisor.HOST}:{port}"})
+    spec = supervisor.service_spec(settings, "mlflow", port=port)
+    try:
+        process = supervisor.start_service(settings, spec)
+        supervisor.wait_until_healthy(settings, [spec], {spec.name: process}, timeout=120)
+        err_console.print(f"[dim]MLflow tracking server:[/] {spec.url}")
+        yield settings
+    except supervisor.ServiceError as problem:
+        err_console.print(f"[bold red]error:[/] {problem}")
+        raise typer.Exit(1) from None
+    finally:
+        supervisor.stop_services(settings, names=[spec.name])
 
 
 class _DayPrinter:

@@ -56,6 +56,17 @@ AIRFLOW_HEALTH_PATH = "/api/v2/monitor/health"
 MLFLOW_HEALTH_PATH = "/health"
 AIRFLOW_USER = "admin"
 AIRFLOW_COMPONENTS = ("api-server", "scheduler", "dag-processor")
+CELERY_WORKER_SERVICE = "airflow-celery-worker"
+# what `personalize service NAME` runs (and a container's command names)
+SERVICE_NAMES = (
+    "airflow-api-server",
+    "airflow-scheduler",
+    "airflow-dag-processor",
+    "airflow-triggerer",
+    CELERY_WORKER_SERVICE,
+    "mlflow",
+    SERVE_SERVICE,
+)
 # stopped in the second round, after the scheduler and its tasks (see stop_services)
 UI_SERVICES = frozenset({"airflow-api-server", "mlflow", SERVE_SERVICE})
 
@@ -125,6 +136,7 @@ def airflow_service_environment(
     port: int,
     base_env: Mapping[str, str] | None = None,
     log_level: str = "WARNING",
+    host: str = HOST,
 ) -> dict[str, str]:
     """The environment of every Airflow component ``up`` starts for ``settings``.
 
@@ -148,9 +160,14 @@ def airflow_service_environment(
         env.setdefault("AIRFLOW__DATABASE__SQL_ALCHEMY_CONN_ASYNC", sync_uri)
     env.update(
         {
-            "AIRFLOW__API__HOST": HOST,
+            "AIRFLOW__API__HOST": host,
             "AIRFLOW__API__PORT": str(port),
-            "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"http://{HOST}:{port}/execution/",
+            # where task runners (a Celery worker's too) reach the API server; a container sets
+            # its own (http://airflow-api-server:8080/execution/)
+            "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": base.get(
+                "AIRFLOW__CORE__EXECUTION_API_SERVER_URL",
+                f"http://{_client_host(host)}:{port}/execution/",
+            ),
             "AIRFLOW__API__INSTANCE_NAME": f"personalize ({settings.profile})",
             "AIRFLOW__LOGGING__LOGGING_LEVEL": log_level,
             "PATH": _child_path(base),
@@ -158,6 +175,11 @@ def airflow_service_environment(
         }
     )
     return env
+
+
+def _client_host(host: str) -> str:
+    """The address a client on this machine uses for a server bound to ``host``."""
+    return HOST if host in ("0.0.0.0", "::", "") else host
 
 
 def mlflow_service_environment(
@@ -178,25 +200,37 @@ def mlflow_service_environment(
     }
 
 
-def mlflow_command(settings: Settings, port: int) -> tuple[str, ...]:
-    """``mlflow server`` on the profile's tracking/registry store, bound to localhost only.
+def mlflow_command(settings: Settings, port: int, host: str = HOST) -> tuple[str, ...]:
+    """``mlflow server`` on the profile's backend store (PostgreSQL in prod), on ``host:port``.
 
-    Bound to 127.0.0.1, MLflow 3's security middleware (allowed hosts, CORS) keeps its localhost
-    defaults; one worker is plenty for one engineer.
+    When clients reach MLflow through this server (prod), it also serves the artifacts: they go to
+    ``mlflow_artifact_root`` (a shared path or s3://...) via the server (``mlflow-artifacts:/``),
+    so no worker needs the artifact store's credentials or mount. On the local profile the UI
+    reads the SQLite store and the artifacts under the state dir directly. Bound to 127.0.0.1,
+    MLflow 3's security middleware (allowed hosts, CORS) keeps its localhost defaults; one worker
+    is plenty for one engineer.
     """
+    store = settings.mlflow_backend_store_uri
+    if settings.mlflow_through_server:
+        artifacts = (
+            "--artifacts-destination",
+            settings.mlflow_artifact_root,
+            "--serve-artifacts",
+        )
+    else:
+        artifacts = ("--default-artifact-root", settings.mlflow_artifact_root)
     return (
         sys.executable,
         "-m",
         "mlflow",
         "server",
         "--backend-store-uri",
-        settings.mlflow_tracking_uri,
+        store,
         "--registry-store-uri",
-        settings.mlflow_tracking_uri,
-        "--default-artifact-root",
-        settings.mlflow_artifact_root,
+        store,
+        *artifacts,
         "--host",
-        HOST,
+        host,
         "--port",
         str(port),
         "--workers",
@@ -208,7 +242,28 @@ def airflow_command(component: str) -> tuple[str, ...]:
     return (sys.executable, "-m", "airflow", *component.split())
 
 
-def serve_command(port: int) -> tuple[str, ...]:
+def celery_worker_command(settings: Settings, index: int | None = None) -> tuple[str, ...]:
+    """``airflow celery worker`` on the settings' queues and slots.
+
+    ``index`` names the worker (``worker-1@host``) when ``up`` starts several on one machine;
+    ``None`` keeps Celery's own name (one worker per container). No log server (``-s``): task logs
+    are written under the shared state dir, where the API server reads them.
+    """
+    name = ("--celery-hostname", f"worker-{index}@%h") if index is not None else ()
+    return (
+        *airflow_command("celery worker"),
+        "--queues",
+        ",".join(settings.worker_queues),
+        "--concurrency",
+        str(settings.celery_worker_concurrency),
+        *name,
+        "--skip-serve-logs",
+        "--without-gossip",
+        "--without-mingle",
+    )
+
+
+def serve_command(port: int, host: str = HOST) -> tuple[str, ...]:
     """What ``personalize serve --host 127.0.0.1 --port <port> --workers 1`` runs: uvicorn on the
     app factory, which builds its settings from the ``PERSONALIZE_*`` environment.
 
@@ -222,7 +277,7 @@ def serve_command(port: int) -> tuple[str, ...]:
         "pipelines.serving.app:app_from_environment",
         "--factory",
         "--host",
-        HOST,
+        host,
         "--port",
         str(port),
         "--workers",
@@ -233,16 +288,16 @@ def serve_command(port: int) -> tuple[str, ...]:
 
 
 def serve_service(
-    settings: Settings, port: int, base_env: Mapping[str, str] | None = None
+    settings: Settings, port: int, base_env: Mapping[str, str] | None = None, host: str = HOST
 ) -> ServiceSpec:
     """The serving API as a service of ``up``: healthy once ``/health`` answers (models may still
     be missing: :func:`serve_readiness` says whether it can answer with them)."""
     base = dict(os.environ if base_env is None else base_env)
-    url = f"http://{HOST}:{port}"
+    url = f"http://{_client_host(host)}:{port}"
     env = {**base, **settings.as_environment(), "PATH": _child_path(base), "PYTHONUNBUFFERED": "1"}
     return ServiceSpec(
         name=SERVE_SERVICE,
-        argv=serve_command(port),
+        argv=serve_command(port, host),
         env=env,
         url=url,
         health_url=url + SERVE_HEALTH_PATH,
@@ -265,6 +320,59 @@ def serve_readiness(url: str, timeout: float = 5.0) -> tuple[bool, list[str]]:
     return bool(body.get("ready")), [str(p) for p in body.get("problems", [])]
 
 
+def service_spec(
+    settings: Settings,
+    name: str,
+    *,
+    host: str = HOST,
+    port: int | None = None,
+    airflow_port: int | None = None,
+    log_level: str = "WARNING",
+    worker_index: int | None = None,
+) -> ServiceSpec:
+    """How to run the one service ``name`` (one of :data:`SERVICE_NAMES`) for ``settings``.
+
+    ``personalize service NAME`` execs it in the foreground (a container's command) and ``up``
+    starts the same specs as children. ``port`` is the service's own port (default: Airflow 8080,
+    MLflow 5000, serving ``serve_port``); the Airflow components other than the API server are
+    told where it answers by ``airflow_port`` (default 8080). ``worker_index`` names one of several
+    Celery workers on one machine (``airflow-celery-worker-<i>``).
+    """
+    if name not in SERVICE_NAMES:
+        raise ServiceError(f"unknown service {name!r}; known: {', '.join(SERVICE_NAMES)}")
+    if name == "mlflow":
+        port = MLFLOW_PORT if port is None else port
+        url = f"http://{_client_host(host)}:{port}"
+        return ServiceSpec(
+            name=name,
+            argv=mlflow_command(settings, port, host),
+            env=mlflow_service_environment(settings),
+            url=url,
+            health_url=url + MLFLOW_HEALTH_PATH,
+        )
+    if name == SERVE_SERVICE:
+        return serve_service(settings, settings.serve_port if port is None else port, host=host)
+    component = name.removeprefix("airflow-")
+    if component == "api-server":
+        api_port = AIRFLOW_PORT if port is None else port
+    else:
+        api_port = AIRFLOW_PORT if airflow_port is None else airflow_port
+    env = airflow_service_environment(settings, api_port, log_level=log_level, host=host)
+    if component == "celery-worker":
+        argv = celery_worker_command(settings, worker_index)
+        label = name if worker_index is None else f"{name}-{worker_index}"
+        return ServiceSpec(name=label, argv=argv, env=env)
+    url = f"http://{_client_host(host)}:{api_port}"
+    api = component == "api-server"
+    return ServiceSpec(
+        name=name,
+        argv=airflow_command(component),
+        env=env,
+        url=url if api else None,
+        health_url=url + AIRFLOW_HEALTH_PATH if api else None,
+    )
+
+
 def plan_services(
     settings: Settings,
     *,
@@ -274,51 +382,49 @@ def plan_services(
     log_level: str = "WARNING",
     serve: bool = False,
     serve_port: int | None = None,
+    celery_workers: int | None = None,
 ) -> ServicePlan:
     """The processes ``personalize up`` runs for ``settings`` (pure: nothing is started).
 
     With ``serve``, the serving API too (service ``serve`` on ``serve_port``, default the
     ``serve_port`` setting), started after the migration with the Airflow API server and waited
-    for like the UIs.
+    for like the UIs. On the CeleryExecutor (prod), ``celery_workers`` workers (default the
+    ``celery_workers`` setting), each serving every queue of ``celery_worker_queues``, start with
+    the scheduler once the UIs answer.
 
     ``airflow db migrate`` is the one preparation step (creates or upgrades the metadata DB; it is
     skipped when :func:`airflow_db_is_current` says this Airflow version already migrated it).
     MLflow migrates its own store at start, so it starts alongside the migration.
     """
-    airflow_env = airflow_service_environment(settings, airflow_port, log_level=log_level)
-    airflow_url = f"http://{HOST}:{airflow_port}"
-    mlflow_url = f"http://{HOST}:{mlflow_port}"
-    mlflow = ServiceSpec(
-        name="mlflow",
-        argv=mlflow_command(settings, mlflow_port),
-        env=mlflow_service_environment(settings),
-        url=mlflow_url,
-        health_url=mlflow_url + MLFLOW_HEALTH_PATH,
-    )
+
+    def spec(name: str, **kwargs: object) -> ServiceSpec:
+        return service_spec(
+            settings, name, airflow_port=airflow_port, log_level=log_level, **kwargs
+        )  # type: ignore[arg-type]
+
+    mlflow = spec("mlflow", port=mlflow_port)
     components = [*AIRFLOW_COMPONENTS, *(("triggerer",) if triggerer else ())]
-    airflow = tuple(
-        ServiceSpec(
-            name=f"airflow-{component}",
-            argv=airflow_command(component),
-            env=airflow_env,
-            url=airflow_url if component == "api-server" else None,
-            health_url=airflow_url + AIRFLOW_HEALTH_PATH if component == "api-server" else None,
-        )
-        for component in components
-    )
+    airflow = [
+        spec(f"airflow-{c}", port=airflow_port if c == "api-server" else None) for c in components
+    ]
+    if settings.executor == "CeleryExecutor":
+        count = settings.celery_workers if celery_workers is None else celery_workers
+        airflow += [spec(CELERY_WORKER_SERVICE, worker_index=i) for i in range(1, count + 1)]
     prepare = ()
     if not airflow_db_is_current(settings):
         prepare = (
             ServiceSpec(
-                name="airflow-db-migrate", argv=airflow_command("db migrate"), env=airflow_env
+                name="airflow-db-migrate",
+                argv=airflow_command("db migrate"),
+                env=airflow[0].env,
             ),
         )
-    served = (serve_service(settings, serve_port or settings.serve_port),) if serve else ()
+    served = (spec(SERVE_SERVICE, port=serve_port or settings.serve_port),) if serve else ()
     return ServicePlan(
         services=(mlflow, *airflow, *served),
         prepare=prepare,
         independent=frozenset({"mlflow"}),
-        background=frozenset(spec.name for spec in airflow if spec.health_url is None),
+        background=frozenset(s.name for s in airflow if s.health_url is None),
     )
 
 

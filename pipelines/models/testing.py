@@ -98,13 +98,14 @@ def daily_features(
     return pd.concat(activity, ignore_index=True), pd.concat(popularity, ignore_index=True)
 
 
-def curated_shop(settings: Settings, spec: ShopSpec) -> list[date]:
+def curated_shop(settings: Settings, spec: ShopSpec, upto: date | None = None) -> list[date]:
     """Generate ``spec`` into ``settings``' state dir as if ingest and features had run.
 
     The landing batches are copied to curated partitions (with a ``_validation.json`` naming a
     stand-in GX run) and the day's features are computed into the offline store, in day order;
     the Feast repo is applied. For tests of training and monitoring that need a filled state dir
-    but not the ingest DAG runs that would fill it (those have their own tests).
+    but not the ingest DAG runs that would fill it (those have their own tests). With ``upto``,
+    only the days up to it are curated; the later ones stay in landing for the DAGs.
     """
     import json
 
@@ -116,6 +117,7 @@ def curated_shop(settings: Settings, spec: ShopSpec) -> list[date]:
     settings.ensure_dirs()
     generate(spec, settings)
     days = [spec.start + timedelta(days=i) for i in range(spec.days)]
+    days = [day for day in days if upto is None or day <= upto]
     for day in days:
         for table in (contract.EVENTS, contract.USERS, contract.ITEMS):
             files = parquet_files(partition_dir(settings.landing_dir, table.name, day))

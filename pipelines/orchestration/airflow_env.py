@@ -18,6 +18,10 @@ from pathlib import Path
 
 from pipelines.config import Settings
 
+# Celery queues: heavy tasks (training, drift) get their own, so they cannot starve the rest
+DEFAULT_QUEUE = "default"
+HEAVY_QUEUE = "heavy"
+
 REPO_ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_DAGS_FOLDER = REPO_ROOT / "dags"
 
@@ -82,7 +86,7 @@ def airflow_environment(
         "AIRFLOW__CORE__DAGS_FOLDER": str(resolve_dags_folder(dags_folder)),
         "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
         "AIRFLOW__CORE__UNIT_TEST_MODE": "False",
-        "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
+        "AIRFLOW__CORE__EXECUTOR": settings.executor,
         # a laptop-sized platform: few concurrent task processes keep memory down
         "AIRFLOW__CORE__PARALLELISM": "4",
         "AIRFLOW__CORE__MAX_ACTIVE_TASKS_PER_DAG": "4",
@@ -96,6 +100,12 @@ def airflow_environment(
         "PERSONALIZE_HOME": str(settings.state_dir),
         "PERSONALIZE_PROFILE": settings.profile,
     }
+    if settings.airflow_sql_alchemy_conn.startswith("postgresql+psycopg://"):
+        # Airflow 3 derives its async URI as postgresql+asyncpg (not installed); psycopg 3 is
+        # async-capable under the same dialect name
+        env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN_ASYNC"] = settings.airflow_sql_alchemy_conn
+    if settings.executor == "CeleryExecutor":
+        env.update(celery_environment(settings))
     secrets = {
         "AIRFLOW__CORE__FERNET_KEY": home / "fernet_key",
         "AIRFLOW__API_AUTH__JWT_SECRET": home / "jwt_secret",
@@ -109,6 +119,20 @@ def airflow_environment(
         if value:
             env[name] = value
     return env
+
+
+def celery_environment(settings: Settings) -> dict[str, str]:
+    """Airflow's Celery settings for ``settings``: broker, result backend, slots per worker and
+    the queue a task without one goes to. Secrets in the URLs come from the environment the
+    settings were read from (``PERSONALIZE_CELERY_BROKER_URL``), never from a file."""
+    return {
+        "AIRFLOW__CELERY__BROKER_URL": settings.celery_broker_url,
+        "AIRFLOW__CELERY__RESULT_BACKEND": settings.celery_result_backend_uri,
+        "AIRFLOW__CELERY__WORKER_CONCURRENCY": str(settings.celery_worker_concurrency),
+        "AIRFLOW__OPERATORS__DEFAULT_QUEUE": DEFAULT_QUEUE,
+        # a task a killed worker had taken is handed out again (acks_late), not lost
+        "AIRFLOW__CELERY__TASK_ACKS_LATE": "True",
+    }
 
 
 def _already_imported_mismatches(env: dict[str, str]) -> list[str]:

@@ -52,7 +52,15 @@ def test_prod_profile_names_postgres_for_every_component() -> None:
     assert settings.airflow_sql_alchemy_conn == (
         "postgresql+psycopg://svc@db.internal:5433/personalize_airflow"
     )
-    assert settings.mlflow_tracking_uri.endswith("@db.internal:5433/personalize_mlflow")
+    assert settings.mlflow_backend_store_uri.endswith("@db.internal:5433/personalize_mlflow")
+    # clients talk to the tracking server, the server to PostgreSQL
+    assert settings.mlflow_tracking_uri == "http://127.0.0.1:5000"
+    assert settings.mlflow_through_server
+    assert settings.executor == "CeleryExecutor"
+    assert settings.celery_result_backend_uri == (
+        "db+postgresql+psycopg://svc@db.internal:5433/personalize_airflow"
+    )
+    assert Settings().executor == "LocalExecutor"
     assert settings.feast_registry_uri.endswith("@db.internal:5433/personalize_feast")
 
 

@@ -79,7 +79,6 @@ def test_generate_prints_a_summary_people_can_read(tmp_path: Path) -> None:
         (["generate", "--days", "2", "--drift", "promo@2027-01-01"], "outside the generated days"),
         (["--profile", "staging", "config"], "local or prod"),
         (["story", "--history-days", "20", "--live-days", "6", "--start", "soon"], "not a date"),
-        (["--profile", "prod", "story"], "local profile only"),
     ],
 )
 def test_usage_errors_exit_2_and_say_why(args: list[str], message: str, tmp_path: Path) -> None:

@@ -518,7 +518,7 @@ def test_mlflow_serves_the_profiles_store_on_localhost_without_job_runner(
     command = supervisor.mlflow_command(settings, 15000)
     assert command[1:4] == ("-m", "mlflow", "server")
     options = dict(zip(command[4::2], command[5::2], strict=True))
-    assert options["--backend-store-uri"] == settings.mlflow_tracking_uri
+    assert options["--backend-store-uri"] == settings.mlflow_backend_store_uri
     assert options["--default-artifact-root"] == settings.mlflow_artifact_root
     assert (options["--host"], options["--port"], options["--workers"]) == (
         "127.0.0.1",
