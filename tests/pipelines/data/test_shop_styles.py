@@ -113,6 +113,22 @@ def test_most_wholesale_lines_reorder_a_sku_the_customer_bought_before(
     assert not bought.duplicated(["InvoiceNo", "StockCode"]).any()
 
 
+def test_wholesale_skus_come_back_on_a_rhythm(wholesale_year: ShopExport) -> None:
+    """A customer's SKU is re-ordered on its own cycle, not at random invoices: the gaps between
+    its order days vary less than those of a Poisson process (coefficient of variation ~1)."""
+    orders = read_orders(wholesale_year)
+    bought = orders[(orders["CustomerID"] != "") & ~orders["InvoiceNo"].str.startswith("C")]
+    days = bought.assign(day=wall_clock(bought).dt.normalize())
+    days = days.drop_duplicates(["CustomerID", "StockCode", "day"]).sort_values("day")
+    gaps = days.groupby(["CustomerID", "StockCode"])["day"].diff().dt.days
+    pairs = days.assign(gap=gaps).dropna(subset=["gap"]).groupby(["CustomerID", "StockCode"])
+    spread = pairs["gap"].agg(["std", "mean", "size"])
+    spread = spread[spread["size"] >= 3]
+    assert len(spread) > 500
+    # measured: ~0.57 with cycles; ~0.90 when each SKU had a fixed chance per invoice
+    assert (spread["std"] / spread["mean"]).median() < 0.75
+
+
 def test_wholesale_customers_of_a_kind_buy_from_a_few_product_groups(
     wholesale_year: ShopExport,
 ) -> None:
