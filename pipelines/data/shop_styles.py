@@ -7,7 +7,9 @@ on data shaped like real data:
 
 * ``gift-wholesale`` — the UCI "Online Retail" order-line export of a UK gift wholesaler
   (InvoiceNo, StockCode, Description, Quantity, InvoiceDate, UnitPrice, CustomerID, Country):
-  order lines only; most lines re-order a SKU the customer bought before; customers of a kind buy
+  order lines only; most lines re-order a SKU the customer bought before, each SKU on its own
+  cycle (a multiple of the customer's order gap, with SKUs taken up and given up during the
+  year), so what comes back depends on how overdue it is; customers of a kind buy
   from related product groups (what a collaborative model can learn); Zipf-like popularity;
   weekday and yearly seasonality; closed on Saturdays and Dec 24 .. Jan 3; cancellations as
   ``C``-prefixed invoices with negative quantities; lines without CustomerID; naive day-first
