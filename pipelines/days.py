@@ -98,8 +98,13 @@ def epoch_micros_array(values: pd.Series | pa.Array | pa.ChunkedArray) -> np.nda
     import pandas as pd
 
     if isinstance(values, pd.Series):
-        stamps = pd.to_datetime(values, utc=True).dt.tz_localize(None).dt.as_unit("us")
-        return stamps.to_numpy().view(np.int64)
+        if isinstance(values.dtype, pd.DatetimeTZDtype) or values.dtype.kind == "M":
+            # already timestamps: pd.to_datetime would still build its cache of unique values
+            stamps = values.dt.tz_convert("UTC") if values.dt.tz is not None else values
+        else:
+            stamps = pd.to_datetime(values, utc=True)
+        stamps = stamps.dt.tz_localize(None) if stamps.dt.tz is not None else stamps
+        return stamps.dt.as_unit("us").to_numpy().view(np.int64)
     import pyarrow as pa
     import pyarrow.compute as pc
 

@@ -7,7 +7,9 @@ on data shaped like real data:
 
 * ``gift-wholesale`` — the UCI "Online Retail" order-line export of a UK gift wholesaler
   (InvoiceNo, StockCode, Description, Quantity, InvoiceDate, UnitPrice, CustomerID, Country):
-  order lines only; most lines re-order a SKU the customer bought before; customers of a kind buy
+  order lines only; most lines re-order a SKU the customer bought before, each SKU on its own
+  cycle (a multiple of the customer's order gap, with SKUs taken up and given up during the
+  year), so what comes back depends on how overdue it is; customers of a kind buy
   from related product groups (what a collaborative model can learn); Zipf-like popularity;
   weekday and yearly seasonality; closed on Saturdays and Dec 24 .. Jan 3; cancellations as
   ``C``-prefixed invoices with negative quantities; lines without CustomerID; naive day-first
@@ -310,7 +312,21 @@ GUEST_LINE_SHARE = 0.12  # lines without CustomerID (UCI: ~25%; the brief: 5-20%
 CANCEL_LINE_SHARE = 0.02
 REPERTOIRE_LINES = 15.0  # expected re-ordered lines per invoice
 EXPLORE_LINES = 2.0  # expected new-to-the-customer lines per invoice
-_EXPLORE_KEPT = 0.8  # share of new-item draws not already in the order (measured)
+# Re-order cycles. A shop re-orders a SKU when it has sold through: every order for a
+# bestseller, every third for a slow line. A SKU's cycle is a multiple of the customer's own
+# order gap (lognormal per SKU, varied per customer), at least a week; the gaps between
+# re-orders are gamma-distributed around it (shape 5: a coefficient of variation of 0.45), and a
+# re-order due on a day goes on the customer's next invoice. During the year some SKUs are taken
+# up and some given up. So what comes back next depends on how long ago a SKU was last ordered
+# against its own cycle, not on the lifetime count alone -- as in real wholesale logs.
+CYCLE_ORDERS_MEDIAN = 1.8  # a SKU's median cycle, in the customer's own order gaps
+_CYCLE_ORDERS_SPREAD = 0.6  # lognormal sigma of SKU cycles
+_CYCLE_PAIR_SPREAD = 0.25  # lognormal sigma of a customer's own cycle for a SKU
+_CYCLE_MIN_DAYS = 7.0
+_CYCLE_SHAPE = 5.0  # gamma shape of the gaps between re-orders
+_ADOPTED_SHARE, _DROPPED_SHARE = 0.2, 0.2  # repertoire SKUs taken up / given up in the span
+_REPERTOIRE_WIDTH = 160  # SKUs drawn per customer before the repertoire is cut to size
+_REORDERS_LOST = 1.35  # re-orders due twice before the next invoice count once (measured)
 _GUEST_DRAWS_PER_LINE = 1.15  # draws per distinct line of a guest order (measured)
 FIRST_INVOICE = 536365  # the UCI file's first invoice number
 _OPEN_HOUR, _CLOSE_HOUR, _CUTOFF_HOUR = 7, 20, 12  # local wall clock; last day ends at midday
@@ -390,6 +406,87 @@ def _invoice_clock(rng: np.random.Generator, n: int, last_day: np.ndarray) -> np
     return (_OPEN_HOUR + hour) * 60 + rng.integers(0, 60, n)
 
 
+def _reorders(
+    rng: np.random.Generator,
+    owner: np.ndarray,
+    invoice_time: np.ndarray,
+    invoices: np.ndarray,
+    kind: np.ndarray,
+    item_cdf: np.ndarray,
+    days: int,
+) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """The re-order lines of the customers' invoices: ``(invoice index, item)`` arrays.
+
+    ``owner`` and ``invoice_time`` (days since the start, fractional) list the customer
+    invoices sorted by customer, then time; ``invoices`` counts them per customer. Each
+    customer's repertoire is drawn from their kind's taste and cut to the size that gives
+    about ``REPERTOIRE_LINES`` re-orders per invoice; every (customer, SKU) pair then re-orders
+    on its own cycle (see ``CYCLE_ORDERS_MEDIAN``), each due re-order landing on the
+    customer's next invoice.
+    """
+    customers, n_items = len(invoices), item_cdf.shape[1]
+    width = _REPERTOIRE_WIDTH
+    slots = np.empty((customers, width), dtype=np.int64)
+    for k in np.unique(kind):
+        members = np.flatnonzero(kind == k)
+        draws = rng.random((len(members), width)) * item_cdf[k, -1]
+        slots[members] = np.minimum(np.searchsorted(item_cdf[k], draws), n_items - 1)
+    # a SKU drawn twice into one repertoire is kept once (its later copies are dropped)
+    sorted_slots = np.sort(slots, axis=1)
+    first_copy = np.ones_like(sorted_slots, dtype=bool)
+    first_copy[:, 1:] = sorted_slots[:, 1:] != sorted_slots[:, :-1]
+    slots = sorted_slots
+    # cycles: a SKU's multiple of the customer's order gap, varied per customer, >= a week
+    item_orders = np.exp(rng.normal(np.log(CYCLE_ORDERS_MEDIAN), _CYCLE_ORDERS_SPREAD, n_items))
+    order_gap = days / np.maximum(invoices, 1)
+    cycle = (
+        order_gap[:, None]
+        * item_orders[slots]
+        * np.exp(rng.normal(0.0, _CYCLE_PAIR_SPREAD, slots.shape))
+    )
+    cycle = np.maximum(cycle, _CYCLE_MIN_DAYS)
+    # the span each SKU is in the repertoire: the whole period, taken up or given up midway
+    fate = rng.random(slots.shape)
+    cut = rng.random(slots.shape) * days
+    adopted = fate < _ADOPTED_SHARE
+    dropped = (fate >= _ADOPTED_SHARE) & (fate < _ADOPTED_SHARE + _DROPPED_SHARE)
+    begin = np.where(adopted, cut, 0.0)
+    stop = np.where(dropped, cut, float(days))
+    # cut each repertoire to size: expected re-orders of a SKU ~ its span's share of the
+    # customer's invoices, over its cycle in order gaps (at most one per invoice)
+    expected = (
+        (stop - begin) / days * invoices[:, None] * np.minimum(1.0, order_gap[:, None] / cycle)
+    )
+    expected = np.where(first_copy, expected, 0.0)
+    wanted = REPERTOIRE_LINES * _REORDERS_LOST * invoices[:, None]
+    keep = np.cumsum(expected, axis=1) <= wanted
+    keep[:, 0] = True
+    keep &= first_copy & (invoices[:, None] > 0)
+    pair_customer = np.broadcast_to(np.arange(customers)[:, None], slots.shape)[keep]
+    pair_item, pair_cycle = slots[keep], cycle[keep]
+    pair_begin, pair_stop = begin[keep], stop[keep]
+    # the first re-order: on taking a SKU up, else at a random phase of its cycle
+    first_due = np.where(adopted[keep], pair_begin, rng.random(len(pair_cycle)) * pair_cycle)
+    steps = np.ceil((pair_stop - first_due) / pair_cycle * 1.6 + 3).astype(np.int64)
+    steps = np.maximum(steps, 1)
+    pair = np.repeat(np.arange(len(pair_cycle)), steps)
+    gaps = rng.gamma(_CYCLE_SHAPE, pair_cycle[pair] / _CYCLE_SHAPE)
+    starts = np.concatenate([[0], np.cumsum(steps)[:-1]])
+    gaps[starts] = first_due
+    due = np.cumsum(gaps)
+    due -= np.repeat(due[starts] - first_due, steps)
+    alive = due < pair_stop[pair]
+    pair, due = pair[alive], due[alive]
+    # the customer's first invoice at or after the due time
+    span = float(days + 2)
+    invoice_key = owner * span + invoice_time
+    who = pair_customer[pair]
+    position = np.searchsorted(invoice_key, who * span + due, side="left")
+    found = position < len(owner)
+    found[found] = owner[position[found]] == who[found]
+    return [position[found]], [pair_item[pair[found]]]
+
+
 def _write_gift_wholesale(
     out_dir: Path,
     *,
@@ -425,43 +522,16 @@ def _write_gift_wholesale(
     customer_lines = target * (1 - GUEST_LINE_SHARE - CANCEL_LINE_SHARE)
     per_invoice = REPERTOIRE_LINES + EXPLORE_LINES
     expected = rate / rate.sum() * customer_lines / per_invoice  # invoices per customer
-    # Each customer's repertoire: the SKUs they keep re-ordering, sized so that each is in
-    # about `6.5 / invoices` of their orders (capped): ~70% of lines then re-order a SKU the
-    # customer bought before, whatever their order count.
-    reorder = np.clip(6.5 / np.maximum(expected, 1), 0.2, 0.8)
-    repertoire = np.maximum(np.round(REPERTOIRE_LINES / reorder), 1).astype(np.int64)
-    width = int(repertoire.max())
-    slots = np.empty((customers, width), dtype=np.int64)
-    for k in range(kinds):
-        members = np.flatnonzero(kind == k)
-        draws = rng.random((len(members), width)) * item_cdf[k, -1]
-        slots[members] = np.minimum(np.searchsorted(item_cdf[k], draws), n_items - 1)
-    # unused slots get distinct sentinels, then each row is sorted so that a SKU drawn twice
-    # into one repertoire is found next to itself and counted once
-    columns = np.arange(width)[None, :]
-    in_repertoire = columns < repertoire[:, None]
-    slots = np.sort(np.where(in_repertoire, slots, n_items + columns), axis=1)
-    usable = slots < n_items
-    usable[:, 1:] &= slots[:, 1:] != slots[:, :-1]
-    # favourites are re-ordered more often than the rest of the repertoire
-    favour = np.where(usable, rng.gamma(2.0, 0.5, (customers, width)), 0.0)
-    favour *= (REPERTOIRE_LINES / np.maximum(favour.sum(axis=1), 1e-9))[:, None]
-    reorder_p = np.minimum(favour, 0.95)
-    # order counts from the basket size each customer actually has (capped probabilities and
-    # a small repertoire give smaller baskets), so the export has its intended size
-    basket = reorder_p.sum(axis=1) + EXPLORE_LINES * _EXPLORE_KEPT
-    invoices = rng.poisson(expected * per_invoice / basket)
-
+    invoices = rng.poisson(expected)
     owner = np.repeat(np.arange(customers), invoices)  # one entry per customer invoice
-    line_invoice: list[np.ndarray] = []
-    line_item: list[np.ndarray] = []
-    chunk = max(1, 4_000_000 // max(width, 1))  # bounds the invoices x repertoire matrix
-    for lo in range(0, len(owner), chunk):
-        part = owner[lo : lo + chunk]
-        hit = rng.random((len(part), width)) < reorder_p[part]
-        row, col = np.nonzero(hit)
-        line_invoice.append(lo + row)
-        line_item.append(slots[part[row], col])
+    # each customer's invoices on open days, in time order
+    owner_day = rng.choice(days, size=len(owner), p=day_weight)
+    owner_clock = _invoice_clock(rng, len(owner), owner_day == days - 1)
+    order = np.lexsort((owner_clock, owner_day, owner))
+    owner_day, owner_clock = owner_day[order], owner_clock[order]
+    line_invoice, line_item = _reorders(
+        rng, owner, owner_day + owner_clock / 1440.0, invoices, kind, item_cdf, days
+    )
     explore = rng.poisson(EXPLORE_LINES, len(owner))
     explore_invoice = np.repeat(np.arange(len(owner)), explore)
     line_invoice.append(explore_invoice)
@@ -480,8 +550,10 @@ def _write_gift_wholesale(
     n_customer_invoices = len(owner)
     n_invoices = n_customer_invoices + guest_invoices
     invoice_owner = np.concatenate([owner, np.full(guest_invoices, -1)])
-    invoice_day = rng.choice(days, size=n_invoices, p=day_weight)
-    invoice_clock = _invoice_clock(rng, n_invoices, invoice_day == days - 1)
+    guest_day = rng.choice(days, size=guest_invoices, p=day_weight)
+    guest_clock = _invoice_clock(rng, guest_invoices, guest_day == days - 1)
+    invoice_day = np.concatenate([owner_day, guest_day])
+    invoice_clock = np.concatenate([owner_clock, guest_clock])
 
     lines = pd.DataFrame(
         {

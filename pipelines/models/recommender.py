@@ -744,6 +744,7 @@ def repurchase_features(
             item_users=("count", "size"),
             item_recent_users=("recent", "sum"),
             item_repeat_share=("repeated", "mean"),
+            item_gap=("gap", "median"),
         )
     )
     pairs = pairs.join(user, on="user_id").join(item, on="item_id")
@@ -751,6 +752,12 @@ def repurchase_features(
     pairs["user_gap"] = (pairs["user_first_age"] - pairs["user_last_age"]) / (
         pairs["user_days"] - 1
     ).where(pairs["user_days"] > 1)
+    # how long ago against the rhythms: the item's usual cycle (across users, for pairs seen
+    # once), the user's own order gap, and the pair's cycle in the user's order gaps
+    pairs["item_overdue"] = pairs["last_age"] / pairs["item_gap"].where(pairs["item_gap"] > 0)
+    user_gap = pairs["user_gap"].where(pairs["user_gap"] > 0)
+    pairs["user_overdue"] = pairs["last_age"] / user_gap
+    pairs["gap_in_orders"] = pairs["gap"] / user_gap
     return pairs
 
 
@@ -775,6 +782,10 @@ REPURCHASE_FEATURES: tuple[str, ...] = (
     "item_repeat_share",
     "share",
     "user_gap",
+    "item_gap",
+    "item_overdue",
+    "user_overdue",
+    "gap_in_orders",
 )
 
 
