@@ -515,7 +515,12 @@ def _instructions() -> list[tuple[str, str]]:
 def test_dockerfile_installs_the_lock_without_dev_and_runs_unprivileged() -> None:
     instructions = _instructions()
     runs = " ".join(rest for keyword, rest in instructions if keyword == "RUN")
-    syncs = re.findall(r"uv sync[^&;]*", runs)
+    syncs = [
+        sync
+        for keyword, rest in instructions
+        if keyword == "RUN"
+        for sync in re.findall(r"uv sync[^&;|]*", rest)
+    ]
     assert syncs and all("--locked" in s and "--no-dev" in s for s in syncs), syncs
     users = [rest for keyword, rest in instructions if keyword == "USER"]
     assert users and users[-1] not in ("root", "0"), users
