@@ -70,10 +70,9 @@ COMPOSE_SERVICES = {
 # services of images other than ours, and the commands those images have
 THIRD_PARTY_COMMANDS = {"postgres": {"pg_isready"}, "redis": {"redis-server", "redis-cli"}}
 
-# The service commands agreed with h-prod (brief: `personalize --profile prod init` and
-# `personalize service NAME [--host H] [--port P]`). Once h-prod's code is merged, the names and
-# options are read from the code (pipelines.local.supervisor.SERVICE_NAMES, the click commands) and
-# test_contract_matches_the_cli holds the two equal; until then the contract stands in for them.
+# The service commands the compose file, the Helm values and the manifests are written against
+# (`personalize --profile prod init`, `personalize service NAME [--host H] [--port P]`);
+# test_contract_matches_the_cli holds them equal to what the CLI accepts.
 CONTRACT_COMMANDS = {"init": set(), "service": {"--host", "--port"}}
 CONTRACT_SERVICE_NAMES = {
     "airflow-api-server",
@@ -84,18 +83,6 @@ CONTRACT_SERVICE_NAMES = {
     "mlflow",
     "serve",
 }
-# Settings fields h-prod adds (brief); only consulted while pipelines/config.py lacks them.
-CONTRACT_SETTINGS = {
-    "airflow_executor",
-    "celery_broker_url",
-    "celery_result_backend",
-    "celery_workers",
-    "mlflow_uri",
-}
-# `celery` (worker healthchecks) comes with apache-airflow-providers-celery, which h-prod adds to
-# the runtime dependencies; only consulted while uv.lock lacks that provider.
-CONTRACT_SCRIPTS = {"celery"}
-CELERY_PROVIDER = "apache-airflow-providers-celery"
 
 
 # ---- reading the files ---------------------------------------------------------------------------
@@ -220,8 +207,6 @@ def _image_scripts() -> set[str]:
         except importlib.metadata.PackageNotFoundError:
             continue  # a marker excludes it on this platform
         scripts |= {ep.name for ep in distribution.entry_points if ep.group == "console_scripts"}
-    if CELERY_PROVIDER not in _runtime_distributions():
-        scripts |= CONTRACT_SCRIPTS
     return scripts
 
 
@@ -253,20 +238,15 @@ def _global_options() -> set[str]:
 def _service_names() -> set[str]:
     from pipelines.local import supervisor
 
-    names = getattr(supervisor, "SERVICE_NAMES", None)
-    return CONTRACT_SERVICE_NAMES if names is None else set(names)
+    return set(supervisor.SERVICE_NAMES)
 
 
 def _accepted_commands() -> dict[str, set[str]]:
-    commands = dict(_cli_commands())
-    for name, options in CONTRACT_COMMANDS.items():
-        commands.setdefault(name, options)  # until h-prod's commands are merged
-    return commands
+    return dict(_cli_commands())
 
 
 def _settings_fields() -> set[str]:
-    fields = set(Settings.model_fields)
-    return fields | (CONTRACT_SETTINGS - fields)
+    return set(Settings.model_fields)
 
 
 @functools.cache
@@ -282,8 +262,6 @@ def _airflow_options() -> set[tuple[str, str]]:
         returned = next(node.value for node in ast.walk(tree) if isinstance(node, ast.Return))
         config = ast.literal_eval(returned).get("config", {})
         options |= {(s, k) for s, body in config.items() for k in body.get("options", {})}
-    if not any(section == "celery" for section, _ in options):  # provider not installed yet
-        options |= {("celery", "broker_url"), ("celery", "result_backend")}
     return options
 
 
@@ -469,12 +447,10 @@ def test_every_command_is_an_entry_point_of_the_image() -> None:
 
 
 def test_contract_matches_the_cli() -> None:
-    """Once h-prod's commands are in, the contract above must be what the code accepts."""
+    """The contract above is what the code accepts."""
     commands = _cli_commands()
     from pipelines.local import supervisor
 
-    if "service" not in commands and not hasattr(supervisor, "SERVICE_NAMES"):
-        pytest.skip("h-prod's `personalize service` is not merged yet: the contract stands in")
     assert set(supervisor.SERVICE_NAMES) == CONTRACT_SERVICE_NAMES
     for name, options in CONTRACT_COMMANDS.items():
         assert options <= commands[name], name
