@@ -14,7 +14,7 @@ PERSONALIZE := $(VENV)/bin/personalize
 TEST_WORKERS ?= 2
 export PERSONALIZE_HOME ?= $(CURDIR)/.personalize
 
-.PHONY: help quickstart test lint format bench sync clean
+.PHONY: help quickstart test test-cluster lint format bench sync clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -39,7 +39,10 @@ test: sync ## lint, check declared dependencies, and run the whole test suite
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/deptry pipelines dags feature_repo
 	$(VENV)/bin/lint-imports
-	$(VENV)/bin/pytest -n $(TEST_WORKERS) --dist loadgroup
+	$(VENV)/bin/pytest -n $(TEST_WORKERS) --dist loadgroup -m "not cluster"
+
+test-cluster: sync ## the prod cycle on a real Celery cluster (PostgreSQL, Redis, MLflow server; ~9 min)
+	$(VENV)/bin/pytest -p no:xdist -m cluster tests/integration
 
 lint: sync ## ruff check and format check
 	$(VENV)/bin/ruff check .

@@ -36,7 +36,7 @@ import pytest
 from pipelines.config import Settings
 from tests.conftest import require_service, services_required
 
-pytestmark = [pytest.mark.services, pytest.mark.xdist_group("prod")]
+pytestmark = [pytest.mark.services, pytest.mark.cluster, pytest.mark.xdist_group("prod")]
 
 TODAY = datetime.now(UTC).date()
 LAST = TODAY - timedelta(days=1)  # the newest day the scheduler's catch-up reaches
