@@ -213,7 +213,7 @@ def test_import_backfill_runs_the_whole_history_and_trains(tmp_path: Path) -> No
     assert history["train"]["state"] == "success", history["train"]
     champions = {m: a.get("champion") for m, a in history["train"]["aliases"].items()}
     assert champions["recommender"] and champions["segmentation"], history["train"]
-    # a few dozen buying customers in three weeks: a propensity model is no better than a coin, and its gate
-    # says so rather than blessing it; the summary names the decision and its reason
+    # a few dozen buying customers in three weeks: a propensity model may be no better than a
+    # coin, and its gate says so rather than blessing it; the summary names the decision and why
     gates = history["train"]["gates"]
     assert champions["propensity"] or gates["propensity"]["gate"] == "rejected", gates
