@@ -16,8 +16,10 @@ def test_postgres_from_prod_settings_accepts_queries(require_service) -> None:
     require_service("PostgreSQL", "127.0.0.1", 5432)
     with psycopg.connect(settings.postgres_dsn + "/postgres", connect_timeout=5) as conn:
         assert conn.execute("select 1").fetchone() == (1,)
-    assert settings.mlflow_tracking_uri.startswith("postgresql+psycopg://")
-    assert settings.mlflow_tracking_uri.endswith("/personalize_mlflow")
+    # in prod MLflow's database sits behind the tracking server every process talks to
+    assert settings.mlflow_backend_store_uri.startswith("postgresql+psycopg://")
+    assert settings.mlflow_backend_store_uri.endswith("/personalize_mlflow")
+    assert settings.mlflow_tracking_uri == "http://127.0.0.1:5000"
 
 
 def test_redis_online_store_from_prod_settings_answers(require_service) -> None:
