@@ -102,6 +102,16 @@ def _run(argv: list[str], env: dict[str, str], what: str, timeout: float = 600.0
         raise InitError(f"{what} failed (exit code {done.returncode}):\n{tail}")
 
 
+def _schema_step(name: str, uri: str, before: str | None, verb: str) -> InitStep:
+    """What a schema step did, from the revision before it and the one it left."""
+    after = _alembic_revision(uri)
+    if before is None:
+        return InitStep(name, "created", f"{_safe(uri)} at revision {after}")
+    if before != after:
+        return InitStep(name, "created", f"{_safe(uri)} {verb} {before} -> {after}")
+    return InitStep(name, "found", f"{_safe(uri)} up to date ({after})")
+
+
 def migrate_airflow(settings: Settings) -> InitStep:
     """``airflow db migrate`` on the profile's metadata DB, in a child process."""
     uri = settings.airflow_sql_alchemy_conn
@@ -112,14 +122,7 @@ def migrate_airflow(settings: Settings) -> InitStep:
     bin_dir = os.path.dirname(sys.executable)
     env["PATH"] = os.pathsep.join([bin_dir, env.get("PATH", os.defpath)])
     _run([sys.executable, "-m", "airflow", "db", "migrate"], env, "airflow db migrate")
-    after = _alembic_revision(uri)
-    if before is None:
-        return InitStep("airflow metadata DB", "created", f"{_safe(uri)} at revision {after}")
-    if before != after:
-        return InitStep(
-            "airflow metadata DB", "created", f"{_safe(uri)} migrated {before} -> {after}"
-        )
-    return InitStep("airflow metadata DB", "found", f"{_safe(uri)} up to date ({after})")
+    return _schema_step("airflow metadata DB", uri, before, "migrated")
 
 
 def ensure_mlflow_schema(settings: Settings) -> InitStep:
@@ -145,12 +148,7 @@ def ensure_mlflow_schema(settings: Settings) -> InitStep:
         env = {**os.environ, "MLFLOW_DISABLE_TELEMETRY": "true"}
         _run([sys.executable, "-m", "mlflow", "db", "upgrade", uri], env, "mlflow db upgrade")
         touch()
-    after = _alembic_revision(uri)
-    if before is None:
-        return InitStep("mlflow store", "created", f"{_safe(uri)} at revision {after}")
-    if before != after:
-        return InitStep("mlflow store", "created", f"{_safe(uri)} upgraded {before} -> {after}")
-    return InitStep("mlflow store", "found", f"{_safe(uri)} up to date ({after})")
+    return _schema_step("mlflow store", uri, before, "upgraded")
 
 
 def apply_feature_repo(settings: Settings) -> InitStep:
