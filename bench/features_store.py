@@ -64,13 +64,14 @@ def synthetic_table(table: str, ids: list[str], day: date, seed: int) -> Any:
     return pd.DataFrame(frame)
 
 
-def build_home(home: Path, users: int, days: int, items: int = 2_000) -> Any:
-    """Offline user_activity and item_popularity for ``days`` days, applied; the settings."""
+def build_home(home: Path, users: int, days: int, items: int = 2_000, **overrides: Any) -> Any:
+    """Offline user_activity and item_popularity for ``days`` days, applied; the settings
+    (``overrides``: further settings, e.g. the prod profile's online store on Redis)."""
     from pipelines.config import Settings
     from pipelines.features.offline import write_offline_partition
     from pipelines.features.store import apply_repo
 
-    settings = Settings(home=home)
+    settings = Settings(home=home, **overrides)
     user_ids = [f"user_{i:07d}" for i in range(users)]
     item_ids = [f"item_{i:05d}" for i in range(items)]
     for k in range(days):

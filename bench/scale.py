@@ -10,7 +10,14 @@ Parts (``--part``, repeatable; each writes bench/results/scale_<part>.json):
   in a fresh process, so its wall time includes what a DAG task pays (Spark's JVM start is
   reported apart), and its peak memory is that process tree's (the JVM included), sampled.
 
-New parts (Celery workers, Redis materialization, ...) are one function and one entry in
+* ``materialize``: entity rows/s of one day of user_activity (``--users`` entities, 35 features)
+  written by ``online.materialize_interval`` into the local profile's SQLite online store and into
+  Redis (a ``redis-server`` of its own on a free port, Feast registry on a scratch PostgreSQL
+  database, dropped after): a fresh write, then the same day again (an upsert);
+* ``online``: p50/p99 ms of one entity's propensity_v1 read through ``online.online_features`` and
+  ``online_feature_values`` (the serving path), from SQLite and from Redis, same rows.
+
+New parts (Celery workers, ...) are one function and one entry in
 ``PARTS``: ``run(args) -> dict`` returning the figures to record.
 """
 
@@ -25,7 +32,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -264,6 +271,125 @@ def _in_fresh_process(home: Path, engine: str, master: str, timeout: float) -> d
     return json.loads(lines[-1])
 
 
+# ---- parts: materialize, online (SQLite vs Redis) -----------------------------------------------
+
+
+@contextlib.contextmanager
+def online_homes(users: int, days: int) -> Iterator[dict[str, object]]:
+    """The same synthetic feature rows in two state dirs: local (SQLite online store) and prod
+    (Redis of its own, registry on a scratch PostgreSQL database); settings per store."""
+    import uuid
+
+    from features_store import build_home
+
+    from pipelines.local.cluster import (
+        distinct_free_ports,
+        drop_databases,
+        start_redis,
+        stop_process,
+    )
+    from pipelines.orchestration.initialise import ensure_database
+
+    with tempfile.TemporaryDirectory(prefix="scale-online-") as tmp:
+        (port,) = distinct_free_ports(1)
+        server = start_redis(port, Path(tmp))
+        tag = uuid.uuid4().hex[:8]
+        prod = {
+            "profile": "prod",
+            "feast_registry_database": f"pz_{tag}_feast",
+            "airflow_database": f"pz_{tag}_airflow",
+            "mlflow_database": f"pz_{tag}_mlflow",
+            "redis_url": f"redis://127.0.0.1:{port}/0",
+        }
+        from pipelines.config import Settings
+
+        scratch = Settings(home=Path(tmp) / "redis", **prod)
+        try:
+            ensure_database(scratch, scratch.feast_registry_database)
+            yield {
+                "sqlite": build_home(Path(tmp) / "sqlite", users, days),
+                "redis": build_home(Path(tmp) / "redis", users, days, **prod),
+            }
+        finally:
+            stop_process(server)
+            drop_databases(scratch)
+
+
+def run_materialize(args: argparse.Namespace) -> dict[str, object]:
+    from features_store import START, TICK, day_end
+
+    from pipelines.features import store as feast_store
+    from pipelines.features.online import materialize_interval
+
+    start = day_end(START + timedelta(days=1))
+    results = {}
+    with online_homes(args.users, days=2) as homes:
+        for name, settings in homes.items():
+            feast_store.clear_store_cache()
+            runs = []
+            for what in ("fresh", "upsert"):
+                started = time.perf_counter()
+                written = materialize_interval(settings, start, start + TICK, ["user_activity"])
+                seconds = time.perf_counter() - started
+                runs.append(
+                    {
+                        "write": what,
+                        "rows": written["user_activity"],
+                        "s": round(seconds, 2),
+                        "rows_per_s": round(written["user_activity"] / seconds),
+                    }
+                )
+            results[name] = runs
+            print(f"[materialize] {name}: {json.dumps(runs)}", flush=True)
+    return {
+        "what": "one day of user_activity (35 features) via online.materialize_interval",
+        "users": args.users,
+        "stores": results,
+        "load_avg_1m_after": round(os.getloadavg()[0], 1),
+    }
+
+
+def run_online(args: argparse.Namespace) -> dict[str, object]:
+    import numpy as np
+    from features_store import START, TICK, day_end, timed
+
+    from pipelines.features import store as feast_store
+    from pipelines.features.online import (
+        materialize_interval,
+        online_feature_values,
+        online_features,
+    )
+
+    rng = np.random.default_rng(11)
+    ids = [f"user_{i:07d}" for i in range(args.users)]
+
+    def one() -> list[str]:
+        return [ids[rng.integers(0, len(ids))]]
+
+    results = {}
+    with online_homes(args.users, days=1) as homes:
+        for name, settings in homes.items():
+            feast_store.clear_store_cache()
+            materialize_interval(settings, day_end(START), day_end(START) + TICK)
+            results[name] = {
+                "one_user_frame": timed(
+                    lambda s=settings: online_features(s, one(), "propensity_v1"), args.repeat
+                ),
+                "one_user_dict": timed(
+                    lambda s=settings: online_feature_values(s, one(), "propensity_v1"),
+                    args.repeat,
+                ),
+            }
+            print(f"[online] {name}: {json.dumps(results[name])}", flush=True)
+    return {
+        "what": "one user's propensity_v1 online features, p50/p99 ms over --repeat reads",
+        "users_online": args.users,
+        "repeat": args.repeat,
+        "stores": results,
+        "load_avg_1m_after": round(os.getloadavg()[0], 1),
+    }
+
+
 # ---- the parts ----------------------------------------------------------------------------------
 
 
@@ -275,6 +401,8 @@ class Part:
 
 PARTS: dict[str, Part] = {
     "features": Part("feature computation, Spark vs the local engine", run_features),
+    "materialize": Part("materialization rows/s, Redis vs SQLite", run_materialize),
+    "online": Part("online read p50/p99 ms, Redis vs SQLite", run_online),
 }
 
 
@@ -293,6 +421,8 @@ def main() -> None:
         "--engines", nargs="+", default=["local", "spark"], choices=["local", "spark"]
     )
     parser.add_argument("--spark-master", default="local[2]")
+    parser.add_argument("--users", type=int, default=50_000, help="materialize/online: entities")
+    parser.add_argument("--repeat", type=int, default=1_000, help="online: reads per store")
     parser.add_argument(
         "--timeout", type=float, default=1800, help="seconds one measurement may take"
     )

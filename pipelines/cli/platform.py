@@ -20,7 +20,6 @@ def init(ctx: typer.Context) -> None:
     Feast registry, Airflow's metadata DB migration, MLflow's schema and the Feast apply (registry
     on PostgreSQL, online tables in Redis). local: the same on SQLite files in the state dir.
     """
-    from pipelines.local import supervisor
     from pipelines.orchestration.initialise import InitError, InitStep, initialise
 
     settings = settings_of(ctx)
@@ -35,7 +34,6 @@ def init(ctx: typer.Context) -> None:
     except InitError as problem:
         err_console.print(f"[bold red]error:[/] {problem}")
         raise typer.Exit(EXIT_DATA) from None
-    supervisor.mark_airflow_db_current(settings)  # `up` need not migrate again
     created = [step for step in steps if step.outcome == "created"]
     if created:
         console.print(f"created {len(created)}, found {len(steps) - len(created)}")

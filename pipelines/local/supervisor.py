@@ -42,6 +42,11 @@ from typing import Literal
 import psutil
 
 from pipelines.config import Settings
+from pipelines.orchestration.initialise import (  # re-exported: `up` skips a done migration
+    airflow_db_is_current,
+    mark_airflow_db_current,
+    migration_marker,  # noqa: F401 (tests and callers use it from here)
+)
 
 HOST = "127.0.0.1"
 AIRFLOW_PORT = 8080
@@ -429,44 +434,6 @@ def plan_services(
 
 
 # ---- the Airflow metadata DB ------------------------------------------------------------------
-
-
-def _airflow_version() -> str:
-    from importlib import metadata
-
-    try:
-        return metadata.version("apache-airflow")
-    except metadata.PackageNotFoundError:
-        return "unknown"
-
-
-def migration_marker(settings: Settings) -> Path:
-    return settings.airflow_home / ".personalize-db-migrated"
-
-
-def _marker_text(settings: Settings) -> str:
-    return f"{_airflow_version()} {settings.airflow_sql_alchemy_conn}"
-
-
-def airflow_db_is_current(settings: Settings) -> bool:
-    """Whether ``up`` migrated this metadata DB with the installed Airflow already.
-
-    ``airflow db migrate`` costs 10-15 s of CPU even with nothing to do (Airflow's import time), so
-    ``up`` records a marker after a successful run and skips it while the marker, the Airflow
-    version and (local profile) the SQLite file all still match.
-    """
-    marker = migration_marker(settings)
-    if not marker.exists() or marker.read_text().strip() != _marker_text(settings):
-        return False
-    if settings.profile == "local":
-        return (settings.airflow_home / "airflow.db").exists()
-    return True
-
-
-def mark_airflow_db_current(settings: Settings) -> None:
-    marker = migration_marker(settings)
-    marker.parent.mkdir(parents=True, exist_ok=True)
-    marker.write_text(_marker_text(settings) + "\n")
 
 
 # ---- ports ------------------------------------------------------------------------------------

@@ -2,10 +2,11 @@
 -> gate -> monitor on a real scheduler and two real Celery workers, with Airflow and MLflow on
 PostgreSQL (MLflow behind a real ``mlflow server``) and Feast's online store on Redis.
 
-One cluster for the module, started with the code ``personalize up`` uses (``plan_services`` /
-``start_plan``) and stopped after; faults are planted while it runs: a worker is killed in the
-middle of a training task, every PostgreSQL connection of Airflow and MLflow is dropped between
-runs, and the online store's Redis is down for one materialization. The same days run on the
+One cluster for the module (``pipelines.local.cluster.scratch_cluster``: the code ``personalize
+up`` uses, ``plan_services`` / ``start_plan``, tuned by its ``FAST_AIRFLOW``), stopped after.
+Faults are planted while it runs: a worker is killed in the middle of a training task, every
+PostgreSQL connection of Airflow and MLflow is dropped between runs, and the online store's Redis
+is down for one materialization. The same days run on the
 local profile (``dag.test`` in a child process) and the models' metrics must be equal.
 
 Everything is fresh per run: PostgreSQL databases with a unique suffix (dropped after), and a
@@ -24,8 +25,8 @@ import signal
 import subprocess
 import sys
 import time
-import uuid
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -34,6 +35,7 @@ from typing import Any
 import pytest
 
 from pipelines.config import Settings
+from pipelines.local.cluster import ScratchCluster
 from tests.conftest import require_service, services_required
 
 pytestmark = [pytest.mark.services, pytest.mark.cluster, pytest.mark.xdist_group("prod")]
@@ -42,37 +44,10 @@ TODAY = datetime.now(UTC).date()
 LAST = TODAY - timedelta(days=1)  # the newest day the scheduler's catch-up reaches
 DAG_DAYS = (LAST - timedelta(days=1), LAST)  # ingested by the DAGs; the days before are curated
 SHOP = {"users": 300, "items": 60, "days": 16, "seed": 11}
-POLL = 1.0
 KILLED_TASK = "train_propensity"  # the longest fit (its hyper-parameter search), heavy queue
 RUN_TIMEOUT = 300.0
 # scores only: timings and sizes differ between machines and runs
 TIMING_WORDS = ("seconds", "time", "duration", "_s")
-
-
-def _start_redis(port: int, directory: Path) -> subprocess.Popen[bytes]:
-    binary = shutil.which("redis-server")
-    if binary is None:
-        reason = "redis-server is not installed (apt-get install redis-server)"
-        if services_required():
-            pytest.fail(reason, False)
-        pytest.skip(reason)
-    process = subprocess.Popen(
-        [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
-        cwd=directory,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    deadline = time.monotonic() + 10
-    import redis
-
-    while time.monotonic() < deadline:
-        try:
-            if redis.Redis(port=port, socket_timeout=1).ping():
-                return process
-        except redis.ConnectionError:
-            time.sleep(0.1)
-    process.kill()
-    raise RuntimeError(f"redis-server on port {port} did not answer")
 
 
 def _shop_settings(**overrides: Any) -> dict[str, Any]:
@@ -87,18 +62,6 @@ def _shop_settings(**overrides: Any) -> dict[str, Any]:
         "train_time_budget_seconds": 600.0,
         **overrides,
     }
-
-
-def _cli(settings: Settings, *args: str, timeout: float = 300) -> subprocess.CompletedProcess:
-    env = {**os.environ, **settings.as_environment()}
-    return subprocess.run(
-        [str(Path(sys.executable).parent / "personalize"), *args],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        check=False,
-    )
 
 
 LOCAL_REFERENCE = """
@@ -131,63 +94,12 @@ with open(out, "w") as handle:
 """
 
 
-class Api:
-    """Airflow's REST API (v2) of the cluster, as an operator's script would use it."""
-
-    def __init__(self, base: str) -> None:
-        import httpx
-
-        self.http = httpx.Client(base_url=base, timeout=30)
-        token = self.http.get("/auth/token").json()["access_token"]
-        self.http.headers["Authorization"] = f"Bearer {token}"
-
-    def get(self, path: str, **params: Any) -> Any:
-        response = self.http.get(f"/api/v2{path}", params=params)
-        response.raise_for_status()
-        return response.json()
-
-    def unpause(self, dag_id: str) -> None:
-        self.http.patch(f"/api/v2/dags/{dag_id}", json={"is_paused": False}).raise_for_status()
-
-    def trigger(self, dag_id: str, day: date) -> str:
-        logical = datetime.combine(day + timedelta(days=1), datetime.min.time(), UTC)
-        response = self.http.post(
-            f"/api/v2/dags/{dag_id}/dagRuns",
-            json={"logical_date": logical.isoformat(), "conf": {"day": day.isoformat()}},
-        )
-        response.raise_for_status()
-        return response.json()["dag_run_id"]
-
-    def runs(self, dag_id: str) -> list[dict]:
-        return self.get(f"/dags/{dag_id}/dagRuns", limit=100)["dag_runs"]
-
-    def task_instances(self, dag_id: str, run_id: str) -> list[dict]:
-        return self.get(f"/dags/{dag_id}/dagRuns/{run_id}/taskInstances", limit=100)[
-            "task_instances"
-        ]
-
-    def wait_for(self, condition, what: str, timeout: float = RUN_TIMEOUT) -> Any:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            value = condition()
-            if value:
-                return value
-            time.sleep(POLL)
-        raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
-
-    def wait_run(self, dag_id: str, run_id: str, timeout: float = RUN_TIMEOUT) -> str:
-        def done() -> str | None:
-            state = self.get(f"/dags/{dag_id}/dagRuns/{run_id}")["state"]
-            return state if state in ("success", "failed") else None
-
-        return self.wait_for(done, f"{dag_id} {run_id}", timeout)
-
-
 @dataclass
 class Cluster:
     settings: Settings
     local: Settings
     tag: str
+    scratch: ScratchCluster
     init_outputs: list[str] = field(default_factory=list)
     init_codes: list[int] = field(default_factory=list)
     states: dict[str, list[str]] = field(default_factory=dict)  # dag_id -> run states
@@ -200,16 +112,6 @@ class Cluster:
     online: Any = None
     redis_fault: dict = field(default_factory=dict)
     seconds: dict[str, float] = field(default_factory=dict)
-
-
-def _drop_databases(settings: Settings) -> None:
-    import psycopg
-
-    from pipelines.orchestration.initialise import prod_databases
-
-    with psycopg.connect(settings.postgres_dsn + "/postgres", autocommit=True) as conn:
-        for name in prod_databases(settings):
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 def _terminate_connections(settings: Settings) -> int:
@@ -248,168 +150,142 @@ def _kill_session(settings: Settings, name: str) -> None:
 
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
-    from pipelines.local import supervisor
+    from pipelines.local import cluster as scratch_cluster
 
     require_service("PostgreSQL", "127.0.0.1", 5432)
+    if shutil.which("redis-server") is None:
+        reason = "redis-server is not installed (apt-get install redis-server)"
+        if services_required():
+            pytest.fail(reason, False)
+        pytest.skip(reason)
     root = tmp_path_factory.mktemp("prod")
-    redis_port, mlflow_port, airflow_port = (supervisor.free_port() for _ in range(3))
-    redis_server = _start_redis(redis_port, root)
-    tag = uuid.uuid4().hex[:8]
-    settings = Settings(
-        profile="prod",
-        home=root / "home",
-        airflow_database=f"pz_{tag}_airflow",
-        mlflow_database=f"pz_{tag}_mlflow",
-        feast_registry_database=f"pz_{tag}_feast",
-        redis_url=f"redis://127.0.0.1:{redis_port}/0",
-        celery_broker_url=f"redis://127.0.0.1:{redis_port}/1",
-        mlflow_uri=f"http://127.0.0.1:{mlflow_port}",
-        celery_workers=2,
-        **_shop_settings(),
-    )
     local = Settings(profile="local", home=root / "local", **_shop_settings())
-    found = Cluster(settings=settings, local=local, tag=tag)
-    patch = pytest.MonkeyPatch()
-    # the services inherit this environment (as they would a container's)
-    for name, value in {
-        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS": "True",
-        "AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT": "20",
-        "AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT_DETECTION_INTERVAL": "3",
-        "AIRFLOW__LOGGING__LOGGING_LEVEL": "WARNING",
-        "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false",
-    }.items():
-        patch.setenv(name, value)
     reference = None
-    try:
-        started = time.monotonic()
-        for _ in range(2):
-            done = _cli(settings, "init")
-            found.init_outputs.append(done.stdout + done.stderr)
-            found.init_codes.append(done.returncode)
-        found.seconds["init x2"] = time.monotonic() - started
-        assert found.init_codes[0] == 0, found.init_outputs[0]
-
-        # the same shop on both profiles: history curated, the last two days left to the DAGs
-        spec = {**SHOP, "start": (LAST - timedelta(days=SHOP["days"] - 1)).isoformat()}
-        out = root / "local.json"
-        reference = subprocess.Popen(
-            [
-                sys.executable,
-                "-c",
-                LOCAL_REFERENCE,
-                json.dumps(spec),
-                *(d.isoformat() for d in DAG_DAYS),
-                str(out),
-            ],
-            env={**os.environ, **local.as_environment()},
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
+    with contextlib.ExitStack() as stack:
+        scratch = stack.enter_context(
+            scratch_cluster.scratch_cluster(root, workers=2, **_shop_settings())
         )
-        from pipelines.data.generator import ShopSpec
-        from pipelines.models.testing import curated_shop
+        settings = scratch.settings
+        found = Cluster(settings=settings, local=local, tag=scratch.tag, scratch=scratch)
+        try:
+            started = time.monotonic()
+            for _ in range(2):
+                done = scratch.cli("init")
+                found.init_outputs.append(done.stdout + done.stderr)
+                found.init_codes.append(done.returncode)
+            found.seconds["init x2"] = time.monotonic() - started
+            assert found.init_codes[0] == 0, found.init_outputs[0]
 
-        curated_shop(
-            settings,
-            ShopSpec(**{**SHOP, "start": date.fromisoformat(spec["start"])}),
-            upto=DAG_DAYS[0] - timedelta(days=1),
-        )
+            # the same shop on both profiles: history curated, the last two days left to DAGs
+            spec = {**SHOP, "start": (LAST - timedelta(days=SHOP["days"] - 1)).isoformat()}
+            out = root / "local.json"
+            reference = subprocess.Popen(
+                [
+                    sys.executable,
+                    "-c",
+                    LOCAL_REFERENCE,
+                    json.dumps(spec),
+                    *(d.isoformat() for d in DAG_DAYS),
+                    str(out),
+                ],
+                env={**os.environ, **local.as_environment()},
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+            )
+            from pipelines.data.generator import ShopSpec
+            from pipelines.models.testing import curated_shop
 
-        started = time.monotonic()
-        plan = supervisor.plan_services(
-            settings, airflow_port=airflow_port, mlflow_port=mlflow_port
-        )
-        supervisor.start_plan(settings, plan, timeout=240)
-        api = Api(f"http://127.0.0.1:{airflow_port}")
-        api.wait_for(
-            lambda: all(
-                api.http.get(f"/api/v2/dags/{d}").status_code == 200
-                for d in ("ingest", "features", "monitor", "train")
-            ),
-            "the DAG processor to parse dags/",
-        )
-        found.seconds["cluster start"] = time.monotonic() - started
+            # the history is curated while the services start (the DAGs start paused)
+            with ThreadPoolExecutor(1) as pool:
+                curating = pool.submit(
+                    curated_shop,
+                    settings,
+                    ShopSpec(**{**SHOP, "start": date.fromisoformat(spec["start"])}),
+                    upto=DAG_DAYS[0] - timedelta(days=1),
+                )
+                api = scratch.start(timeout=240)
+                curating.result()
+            found.seconds.update(scratch.seconds)
 
-        # the scheduler's own catch-up: one ingest run per day since dags_start, each setting
-        # off features, which sets off monitor (assets), all on the Celery workers
-        started = time.monotonic()
-        for dag_id in ("ingest", "features", "monitor"):
-            api.unpause(dag_id)
+            # the scheduler's own catch-up: one ingest run per day since dags_start, each
+            # setting off features, which sets off monitor (assets), all on the Celery workers
+            started = time.monotonic()
+            for dag_id in ("ingest", "features", "monitor"):
+                api.unpause(dag_id)
 
-        def settled(dag_id: str, count: int) -> list[dict] | None:
-            runs = api.runs(dag_id)
-            finished = [r for r in runs if r["state"] in ("success", "failed")]
-            return runs if len(finished) >= count and len(finished) == len(runs) else None
+            def settled(dag_id: str, count: int) -> list[dict] | None:
+                runs = api.runs(dag_id)
+                finished = [r for r in runs if r["state"] in ("success", "failed")]
+                return runs if len(finished) >= count and len(finished) == len(runs) else None
 
-        for dag_id in ("ingest", "features", "monitor"):
-            runs = api.wait_for(lambda d=dag_id: settled(d, len(DAG_DAYS)), f"{dag_id} runs")
-            found.states[dag_id] = sorted(r["state"] for r in runs)
-            found.runs[dag_id] = runs
-        found.seconds["ingest+features+monitor x2"] = time.monotonic() - started
+            for dag_id in ("ingest", "features", "monitor"):
+                runs = api.wait_for(
+                    lambda d=dag_id: settled(d, len(DAG_DAYS)), f"{dag_id} runs", RUN_TIMEOUT
+                )
+                found.states[dag_id] = sorted(r["state"] for r in runs)
+                found.runs[dag_id] = runs
+            found.seconds["ingest+features+monitor x2"] = time.monotonic() - started
 
-        # train on Celery; a worker is killed while it runs a fit task (heavy queue)
-        started = time.monotonic()
-        api.unpause("train")
-        train_run = api.trigger("train", LAST)
+            # train on Celery; a worker is killed while it runs a fit task (heavy queue)
+            started = time.monotonic()
+            api.unpause("train")
+            train_run = api.trigger("train", LAST)
 
-        def running_fit() -> dict | None:
-            for ti in api.task_instances("train", train_run):
-                if ti["task_id"] == KILLED_TASK and ti["state"] == "running" and ti.get("pid"):
-                    worker = _worker_of(settings, int(ti["pid"]))
-                    if worker:
-                        return {**ti, "worker": worker}
-            return None
+            def running_fit() -> dict | None:
+                for ti in api.task_instances("train", train_run):
+                    if ti["task_id"] == KILLED_TASK and ti["state"] == "running" and ti.get("pid"):
+                        worker = _worker_of(settings, int(ti["pid"]))
+                        if worker:
+                            return {**ti, "worker": worker}
+                return None
 
-        found.killed_task = api.wait_for(running_fit, "a running fit task", timeout=180)
-        _kill_session(settings, found.killed_task["worker"])
-        state = api.wait_run("train", train_run)
-        found.states["train"] = [state]
-        found.retried_task = next(
-            ti for ti in api.task_instances("train", train_run) if ti["task_id"] == KILLED_TASK
-        )
-        found.seconds["train (one worker killed)"] = time.monotonic() - started
-        worker_spec = next(s for s in plan.services if s.name == found.killed_task["worker"])
-        supervisor.start_service(settings, worker_spec)  # back to two workers
+            found.killed_task = api.wait_for(running_fit, "a running fit task", timeout=180)
+            _kill_session(settings, found.killed_task["worker"])
+            state = api.wait_run("train", train_run, RUN_TIMEOUT)
+            found.states["train"] = [state]
+            found.retried_task = next(
+                ti for ti in api.task_instances("train", train_run) if ti["task_id"] == KILLED_TASK
+            )
+            found.seconds["train (one worker killed)"] = time.monotonic() - started
+            scratch.restart_service(found.killed_task["worker"])  # back to two workers
 
-        # every Airflow and MLflow connection dropped between runs: the next run reconnects
-        started = time.monotonic()
-        dropped = _terminate_connections(settings)
-        monitor_run = api.trigger("monitor", LAST)
-        found.reconnected = {"dropped": dropped, "state": api.wait_run("monitor", monitor_run)}
-        found.seconds["monitor after dropped connections"] = time.monotonic() - started
-
-        from mlflow import MlflowClient
-
-        from pipelines import registry
-        from pipelines.models.catalog import model_names
-
-        client = MlflowClient(settings.mlflow_tracking_uri, settings.mlflow_tracking_uri)
-        for model in model_names():
-            versions = client.search_model_versions(f"name = '{model}'")
-            found.prod_metrics[model] = {
-                "versions": len(versions),
-                "aliases": client.get_registered_model(model).aliases,
-                "metrics": client.get_run(versions[0].run_id).data.metrics,
+            # every Airflow and MLflow connection dropped between runs: the next run reconnects
+            started = time.monotonic()
+            dropped = _terminate_connections(settings)
+            monitor_run = api.trigger("monitor", LAST)
+            found.reconnected = {
+                "dropped": dropped,
+                "state": api.wait_run("monitor", monitor_run, RUN_TIMEOUT),
             }
-        from pipelines.features.online import online_features
+            found.seconds["monitor after dropped connections"] = time.monotonic() - started
 
-        found.online = online_features(settings, _users_of_day(settings, LAST), "propensity_v1")
-        del registry
+            from mlflow import MlflowClient
 
-        started = time.monotonic()
-        output, _ = reference.communicate(timeout=600)
-        assert reference.returncode == 0, output.decode(errors="replace")[-3000:]
-        found.local_result = json.loads(out.read_text())
-        found.seconds["local reference (waited)"] = time.monotonic() - started
-        yield found
-    finally:
-        if reference is not None and reference.poll() is None:
-            reference.kill()
-        supervisor.stop_services(settings, timeout=10)
-        patch.undo()
-        redis_server.terminate()
-        redis_server.wait(10)
-        _drop_databases(settings)
-        print(f"\nprod cluster timings (s): {json.dumps(found.seconds)}")
+            from pipelines.models.catalog import model_names
+
+            client = MlflowClient(settings.mlflow_tracking_uri, settings.mlflow_tracking_uri)
+            for model in model_names():
+                versions = client.search_model_versions(f"name = '{model}'")
+                found.prod_metrics[model] = {
+                    "versions": len(versions),
+                    "aliases": client.get_registered_model(model).aliases,
+                    "metrics": client.get_run(versions[0].run_id).data.metrics,
+                }
+            from pipelines.features.online import online_features
+
+            found.online = online_features(settings, _users_of_day(settings, LAST), "propensity_v1")
+
+            started = time.monotonic()
+            output, _ = reference.communicate(timeout=600)
+            assert reference.returncode == 0, output.decode(errors="replace")[-3000:]
+            found.local_result = json.loads(out.read_text())
+            found.seconds["local reference (waited)"] = time.monotonic() - started
+            yield found
+        finally:
+            if reference is not None and reference.poll() is None:
+                reference.kill()
+                reference.wait(10)
+            print(f"\nprod cluster timings (s): {json.dumps(found.seconds)}")
 
 
 def _users_of_day(settings: Settings, day: date) -> list[str]:
@@ -486,6 +362,7 @@ def test_redis_down_during_materialization_fails_clearly_and_the_retry_completes
     from pipelines.features import store as feast_store
     from pipelines.features.online import online_features
     from pipelines.flows.features import materialize_day
+    from pipelines.local.cluster import start_redis, stop_process
     from pipelines.local.supervisor import free_port
 
     port = free_port()
@@ -493,7 +370,7 @@ def test_redis_down_during_materialization_fails_clearly_and_the_retry_completes
     feast_store.clear_store_cache()
     with pytest.raises(redis.ConnectionError, match=f"127.0.0.1:{port}"):
         materialize_day(settings, LAST)
-    server = _start_redis(port, tmp_path)
+    server = start_redis(port, tmp_path)
     try:
         written = materialize_day(settings, LAST)["rows"]
         # the day's feature views (recommendations and segments come from training, not the day)
@@ -501,8 +378,7 @@ def test_redis_down_during_materialization_fails_clearly_and_the_retry_completes
         served = online_features(settings, _users_of_day(settings, LAST), "propensity_v1")
         assert served["views_1d"].notna().all()
     finally:
-        server.terminate()
-        server.wait(10)
+        stop_process(server)
         feast_store.clear_store_cache()
 
 
