@@ -42,11 +42,7 @@ from typing import Literal
 import psutil
 
 from pipelines.config import Settings
-from pipelines.orchestration.initialise import (  # re-exported: `up` skips a done migration
-    airflow_db_is_current,
-    mark_airflow_db_current,
-    migration_marker,  # noqa: F401 (tests and callers use it from here)
-)
+from pipelines.orchestration.initialise import airflow_db_is_current, mark_airflow_db_current
 
 HOST = "127.0.0.1"
 AIRFLOW_PORT = 8080
@@ -431,9 +427,6 @@ def plan_services(
         independent=frozenset({"mlflow"}),
         background=frozenset(s.name for s in airflow if s.health_url is None),
     )
-
-
-# ---- the Airflow metadata DB ------------------------------------------------------------------
 
 
 # ---- ports ------------------------------------------------------------------------------------

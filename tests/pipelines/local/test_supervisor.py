@@ -29,6 +29,7 @@ from pipelines.cli import local as cli_local
 from pipelines.config import Settings
 from pipelines.local import supervisor
 from pipelines.local.supervisor import ServicePlan, ServiceSpec
+from pipelines.orchestration import initialise
 
 runner = CliRunner()
 SLEEPER = (sys.executable, "-c", "import time; time.sleep(600)")
@@ -261,7 +262,7 @@ def test_a_failed_migration_stops_what_started_and_is_retried_next_time(
     assert "airflow-db-migrate failed (exit code 1)" in result.output
     assert "alembic: locked" in result.output
     assert pids(home) == {}
-    assert not supervisor.airflow_db_is_current(Settings(home=home))
+    assert not initialise.airflow_db_is_current(Settings(home=home))
 
 
 def test_a_busy_port_is_a_usage_error_naming_the_option(home: Path) -> None:
@@ -547,12 +548,12 @@ def test_the_plan_starts_uis_first_and_migrates_only_when_needed(settings: Setti
     }
 
     (settings.airflow_home / "airflow.db").touch()
-    supervisor.mark_airflow_db_current(settings)
+    initialise.mark_airflow_db_current(settings)
     plan = supervisor.plan_services(settings, triggerer=True)
     assert plan.prepare == ()
     assert "airflow-triggerer" in plan.names
     (settings.airflow_home / "airflow.db").unlink()  # a reset DB is migrated again
-    assert not supervisor.airflow_db_is_current(settings)
+    assert not initialise.airflow_db_is_current(settings)
 
 
 def test_airflow_login_comes_from_the_generated_password_file(settings: Settings) -> None:
