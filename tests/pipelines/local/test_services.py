@@ -26,6 +26,18 @@ def test_every_service_name_has_a_spec_and_nothing_else_does(prod: Settings) -> 
         supervisor.service_spec(prod, "airflow-webserver")
 
 
+def test_service_help_names_every_service() -> None:
+    from typer.testing import CliRunner
+
+    from pipelines.cli import app
+
+    result = CliRunner().invoke(app, ["service", "--help"], terminal_width=400)
+    assert result.exit_code == 0
+    described = " ".join(result.output.split())
+    for name in supervisor.SERVICE_NAMES:
+        assert name in described, name
+
+
 def test_prod_up_starts_celery_workers_on_both_queues(prod: Settings) -> None:
     plan = supervisor.plan_services(prod, airflow_port=18080, mlflow_port=15000)
     workers = [s for s in plan.services if s.name.startswith("airflow-celery-worker")]
