@@ -37,7 +37,7 @@ def serve(
     files under <home>/serving/prometheus/PORT (emptied at start)."""
     import uvicorn
 
-    from pipelines.serving.metrics import MULTIPROC_ENV, fresh_multiprocess_dir
+    from pipelines.serving.metrics import multiprocess_environment
 
     settings = settings_of(ctx)
     host = host or settings.serve_host
@@ -48,10 +48,8 @@ def serve(
     if workers > 1:
         # set before uvicorn spawns the workers: each imports prometheus_client in multiprocess
         # mode and writes its values there; whichever answers /metrics sums them all
-        metrics_dir = fresh_multiprocess_dir(
-            settings.state_dir / "serving" / "prometheus" / str(port)
-        )
-        os.environ[MULTIPROC_ENV] = str(metrics_dir)
+        metrics_dir = settings.state_dir / "serving" / "prometheus" / str(port)
+        os.environ.update(multiprocess_environment(metrics_dir))
     if not settings.serve_token:
         err_console.print(
             "[yellow]PERSONALIZE_SERVE_TOKEN is not set: POST /v1/events answers 401.[/]"

@@ -20,6 +20,8 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, gene
 
 LATENCY_BUCKETS = (0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
+SERVE_ENV = "PERSONALIZE_SERVE_METRICS_DIR"
+"""Set by ``serve --workers N`` beside :data:`MULTIPROC_ENV`: this app collects from the files."""
 
 
 @dataclass
@@ -36,17 +38,24 @@ class ServingMetrics:
 
 
 def multiprocess_dir() -> str | None:
-    """The directory of multiprocess mode when this process is in it (prometheus_client reads
-    the same variable when first imported)."""
-    return os.environ.get(MULTIPROC_ENV) or None
+    """The directory of the workers' files when ``serve`` started this process as one of
+    several workers, else None.
+
+    Not ``PROMETHEUS_MULTIPROC_DIR`` alone: importing Feast sets that variable in any process
+    that has none (``feast/metrics.py``), after prometheus_client chose its mode on import — a
+    single process would then collect from an empty directory.
+    """
+    ours = os.environ.get(SERVE_ENV)
+    return ours if ours and ours == os.environ.get(MULTIPROC_ENV) else None
 
 
-def fresh_multiprocess_dir(path: Path) -> Path:
-    """Empty ``path`` (values of an earlier run would add up otherwise) and create it."""
+def multiprocess_environment(path: Path) -> dict[str, str]:
+    """What ``serve`` exports before starting workers: ``path`` emptied and created (values of
+    an earlier run would add up otherwise), for prometheus_client and for the app."""
     if path.exists():
         shutil.rmtree(path)
     path.mkdir(parents=True)
-    return path
+    return {MULTIPROC_ENV: str(path), SERVE_ENV: str(path)}
 
 
 def serving_metrics() -> ServingMetrics:

@@ -25,10 +25,11 @@ from pipelines.config import Settings
 from pipelines.data import contract
 from pipelines.data.event_log import read_event_log
 from pipelines.features.offline import read_offline_partition, write_offline_partition
-from pipelines.registry import promote
+from pipelines.registry import CHAMPION, mlflow_client, promote
+from pipelines.serving import models as serving_models
 from pipelines.serving.app import create_app
-from pipelines.serving.models import LoadedModel
-from pipelines.serving.scoring import feature_frame
+from pipelines.serving.models import LoadedModel, ModelHolder
+from pipelines.serving.scoring import feature_frame, prepare
 from pipelines.serving.testing import running_server
 
 from .conftest import TOKEN, Shop
@@ -352,6 +353,55 @@ def test_an_alias_swap_under_concurrent_requests_drops_none(shop: Shop) -> None:
     assert versions == {old, new}
     assert after["version"] == new and after["source"] == "model"  # precomputed lists are v1's
     assert f'personalize_model_version{{model="recommender"}} {float(new)}' in metrics
+
+
+def test_a_poll_looks_up_the_aliases_only_until_one_moves(
+    shop: Shop, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The polling thread's tick: alias lookups, nothing loaded and no catalogue / registry
+    callbacks while nothing moved; a moved alias is loaded and prepared before the swap, and the
+    callbacks run then (or when ``dependents_seconds`` passed)."""
+    settings = shop.settings
+    loads: list[int] = []
+    real_load = serving_models.registry_load
+
+    def counted_load(settings: Settings, name: str, version: int) -> Any:
+        loads.append(version)
+        return real_load(settings, name, version)
+
+    monkeypatch.setattr(serving_models, "registry_load", counted_load)
+    holder = ModelHolder(settings, ["recommender"], prepare=prepare, dependents_seconds=3600)
+    ran: list[str] = []
+    holder.add_refresh_callback(lambda _: ran.append("dependents"))
+    holder.add_refresh_callback(lambda _: ran.append("every poll"), every_poll=True)
+    holder.refresh()
+    champion = holder.get("recommender").version
+    other = (
+        shop.next_recommender
+        if champion != shop.next_recommender
+        else shop.champions["recommender"]
+    )
+    assert ran == ["dependents", "every poll"] and loads == [champion]
+
+    ran.clear()
+    assert holder.poll_once() == {} and holder.poll_once() == {}
+    assert ran == ["every poll", "every poll"] and loads == [champion]  # lookups only
+
+    client = mlflow_client(settings)
+    client.set_registered_model_alias("recommender", CHAMPION, str(other))
+    try:
+        ran.clear()
+        assert holder.poll_once() == {"recommender": (champion, other)}
+        assert ran == ["dependents", "every poll"] and loads == [champion, other]
+        swapped = holder.get("recommender")
+        assert swapped.version == other and swapped.prepared is not None  # prepared before
+    finally:
+        client.set_registered_model_alias("recommender", CHAMPION, str(champion))
+    holder.dependents_seconds = 0.0  # due: the callbacks run without a move too
+    ran.clear()
+    assert holder.poll_once() == {"recommender": (other, champion)}
+    holder.poll_once()
+    assert ran == ["dependents", "every poll"] * 2
 
 
 def test_a_registry_outage_keeps_the_last_models_serving(
