@@ -9,6 +9,7 @@ stand-in is a recommender that raises, to prove a failing model falls back.
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 import time
 from collections.abc import Iterator
@@ -25,7 +26,7 @@ from pipelines.config import Settings
 from pipelines.data import contract
 from pipelines.data.event_log import read_event_log
 from pipelines.features.offline import read_offline_partition, write_offline_partition
-from pipelines.registry import CHAMPION, mlflow_client, promote
+from pipelines.registry import CHAMPION, load_version, mlflow_client, promote
 from pipelines.serving import models as serving_models
 from pipelines.serving.app import create_app
 from pipelines.serving.models import LoadedModel, ModelHolder
@@ -175,6 +176,47 @@ def test_known_users_are_answered_from_memory(client: TestClient, monkeypatch) -
     assert answer["fallback"] is None and answer["probability"] == pytest.approx(
         round(expected, 6), abs=1e-6
     )
+
+
+def test_a_version_without_published_lists_answers_from_its_scored_ahead_lists(
+    client: TestClient, shop: Shop
+) -> None:
+    """A recommender swapped in without published top-k (an alias moved by hand) scored its
+    known users' best items at load time: the answers are those of scoring the whole catalogue
+    per request, filters included, without scoring per request."""
+    settings = client.app.state.serving.settings
+    holder = _holder(client)
+    served = holder.get("recommender")
+    model = load_version(settings, "recommender", shop.next_recommender)
+    prepared = prepare("recommender", model)
+    assert prepared.ahead and set(prepared.ahead) <= set(prepared.user_rows)
+    users = sorted(prepared.user_rows)[:40]
+    category = next(c for c in client.app.state.serving.catalogue.state.category.values() if c)
+    queries = [{"k": 10}, {"k": 100}, {"k": 5, "category": category},
+               {"k": 5, "exclude": ",".join(prepared.items[:30])}]  # fmt: skip
+
+    def answers(ahead: dict) -> list[Any]:
+        version = LoadedModel("recommender", shop.next_recommender, model, served.loaded_at,
+                              dataclasses.replace(prepared, ahead=ahead))  # fmt: skip
+        holder.put(version)
+        return [
+            client.get(f"/v1/users/{user}/recommendations", params=query).json()
+            for user in users
+            for query in queries
+        ]
+
+    try:
+        whole = answers({})
+        scored = []
+        score_items = model.score_items
+        model.score_items = lambda *a, **kw: scored.append(a) or score_items(*a, **kw)
+        ahead = answers(prepared.ahead)
+    finally:
+        model.score_items = score_items
+        holder.put(served)
+    assert {a["source"] for a in ahead} == {"model"}
+    assert ahead == whole
+    assert scored == []  # no request scored the catalogue
 
 
 def test_an_item_no_longer_listed_is_never_returned(client: TestClient, shop: Shop) -> None:
