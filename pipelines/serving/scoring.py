@@ -9,7 +9,9 @@ Recommendations, in order:
 1. **precomputed** — the champion's top-k written by ``publish_recommendations``
    (``recommendations_v1``), used when it was made by the version now served and still has
    ``k`` items after the filters;
-2. **model** — the loaded recommender scores the user (``score_items``), for a known user;
+2. **model** — the loaded recommender's scores for a known user: its best items scored ahead
+   when the model was loaded (:func:`scored_ahead`), or ``score_items`` now when filters leave
+   fewer than ``k`` of those;
 3. **segment** — a user the recommender never saw, with a published segment it has a
    popularity for: that segment's bestsellers;
 4. **popular** — the shop's bestsellers (the recommender's popularity, or the live catalogue's
@@ -24,6 +26,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -59,6 +62,9 @@ AHEAD_USERS = 100_000
 """Known users whose best items a freshly loaded recommender scores before it is swapped in."""
 AHEAD_ITEMS = 300
 """Best items kept per user scored ahead: k (at most 100) plus as many exclusions (200)."""
+AHEAD_CELLS = 100_000_000
+"""At most this many scores (users x items) per load: ~1 s here; a large catalogue scores fewer
+users ahead (100,000 items: 1,000 users), the others are scored per request."""
 AHEAD_BATCH_CELLS = 5_000_000
 """Scores (users x items) computed per batch while scoring ahead."""
 
@@ -351,8 +357,9 @@ def scored_ahead(prep: PreparedRecommender) -> dict[str, tuple[np.ndarray, np.nd
     them), scored in batches at load time: a request of a version without published lists
     then filters a short list instead of scoring the whole catalogue for one user (~30x
     the cost here). Ties keep the catalogue's order."""
-    users = list(prep.user_rows)[:AHEAD_USERS]
-    batch = max(1, AHEAD_BATCH_CELLS // max(1, prep.items.size))
+    width = max(1, prep.items.size)
+    users = list(prep.user_rows)[: min(AHEAD_USERS, AHEAD_CELLS // width)]
+    batch = max(1, AHEAD_BATCH_CELLS // width)
     ahead: dict[str, tuple[np.ndarray, np.ndarray]] = {}
     for start in range(0, len(users), batch):
         chunk = users[start : start + batch]
@@ -367,6 +374,7 @@ def scored_ahead(prep: PreparedRecommender) -> dict[str, tuple[np.ndarray, np.nd
                 candidates = candidates[row[candidates] >= cut]  # ties at the cut all stay
             order = candidates[np.argsort(-row[candidates], kind="stable")]
             ahead[user] = (order, row[order])
+        time.sleep(0)  # the polling thread: let requests have the GIL between batches
     return ahead
 
 
