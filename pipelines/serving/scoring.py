@@ -348,7 +348,10 @@ def prepare(name: str, model: Any) -> Any:
         strategy="buy-again" if isinstance(model, BuyAgainRecommender) else "personalized",
         exclude_seen=bool(getattr(model, "exclude_seen", True)),
     )
-    prepared.ahead = scored_ahead(prepared)
+    try:
+        prepared.ahead = scored_ahead(prepared)
+    except Exception as error:  # requests score it then, and fall back if it still fails
+        log.warning("serving: recommender cannot score ahead: %s", type(error).__name__)
     return prepared
 
 

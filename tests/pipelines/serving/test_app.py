@@ -250,7 +250,8 @@ def test_a_recommender_that_fails_to_score_falls_back_and_counts_it(client: Test
 
     holder = _holder(client)
     held = holder.get("recommender")
-    broken_prepared = type(held.prepared)(**{**held.prepared.__dict__, "model": Broken(held.model)})
+    broken_prepared = prepare("recommender", Broken(held.model))  # loads: nothing scored ahead
+    assert broken_prepared.ahead == {}
     holder.put(LoadedModel("recommender", held.version, held.model, held.loaded_at,
                            broken_prepared))  # fmt: skip
     try:
