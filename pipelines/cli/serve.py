@@ -34,7 +34,7 @@ def serve(
     events (`POST /v1/events`, bearer token PERSONALIZE_SERVE_TOKEN). OpenAPI at /docs.
 
     With --workers N > 1, /metrics sums all workers: their Prometheus values are kept in
-    files under <home>/serving/prometheus/PORT (emptied at start)."""
+    files under the state dir's serving/prometheus/PORT (emptied at start)."""
     import uvicorn
 
     from pipelines.serving.metrics import multiprocess_environment
