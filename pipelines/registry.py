@@ -413,28 +413,48 @@ def aliases(settings: Settings, model: str) -> dict[str, int]:
     return {alias: int(version) for alias, version in registered.aliases.items()}
 
 
-def alias_version(settings: Settings, model: str, alias: str = CHAMPION) -> int | None:
+def alias_version(
+    settings: Settings, model: str, alias: str = CHAMPION, client: MlflowClient | None = None
+) -> int | None:
     """The version ``model@alias`` points at; None when the model or the alias does not exist.
 
     Unlike :func:`aliases`, a registry that cannot answer (a server down, a broken database)
     raises :class:`RegistryError` instead of reading as "no model yet": serving keeps its last
-    good models on an outage, but drops nothing because of one.
+    good models on an outage, but drops nothing because of one. One alias lookup when the alias
+    exists (serving polls this: cheaper than reading the registered model); pass
+    ``client`` to reuse one.
     """
     from mlflow.exceptions import MlflowException
-    from mlflow.protos.databricks_pb2 import RESOURCE_DOES_NOT_EXIST, ErrorCode
+    from mlflow.protos.databricks_pb2 import (
+        INVALID_PARAMETER_VALUE,
+        RESOURCE_DOES_NOT_EXIST,
+        ErrorCode,
+    )
+
+    client = client or mlflow_client(settings)
+    missing = {ErrorCode.Name(RESOURCE_DOES_NOT_EXIST), ErrorCode.Name(INVALID_PARAMETER_VALUE)}
+
+    def cannot_answer(error: Exception) -> RegistryError:
+        return RegistryError(
+            f"the registry at {settings.mlflow_tracking_uri} cannot answer for {model}: {error}"
+        )
 
     try:
-        registered = mlflow_client(settings).get_registered_model(model)
+        return int(client.get_model_version_by_alias(model, alias).version)
+    except MlflowException as error:
+        if error.error_code not in missing:
+            raise cannot_answer(error) from error
+    except Exception as error:
+        raise cannot_answer(error) from error
+    # no such model or no such alias (the alias lookup does not say which): ask the model
+    try:
+        registered = client.get_registered_model(model)
     except MlflowException as error:
         if error.error_code == ErrorCode.Name(RESOURCE_DOES_NOT_EXIST):
             return None
-        raise RegistryError(
-            f"the registry at {settings.mlflow_tracking_uri} cannot answer for {model}: {error}"
-        ) from error
+        raise cannot_answer(error) from error
     except Exception as error:
-        raise RegistryError(
-            f"the registry at {settings.mlflow_tracking_uri} cannot answer for {model}: {error}"
-        ) from error
+        raise cannot_answer(error) from error
     version = registered.aliases.get(alias)
     return None if version is None else int(version)
 

@@ -31,8 +31,13 @@ def serve(
     ] = False,
 ) -> None:
     """Serve recommendations, propensity and segments of the @champion models, and accept
-    events (`POST /v1/events`, bearer token PERSONALIZE_SERVE_TOKEN). OpenAPI at /docs."""
+    events (`POST /v1/events`, bearer token PERSONALIZE_SERVE_TOKEN). OpenAPI at /docs.
+
+    With --workers N > 1, /metrics sums all workers: their Prometheus values are kept in
+    files under the state dir's serving/prometheus/PORT (emptied at start)."""
     import uvicorn
+
+    from pipelines.serving.metrics import multiprocess_environment
 
     settings = settings_of(ctx)
     host = host or settings.serve_host
@@ -40,11 +45,19 @@ def serve(
     workers = workers or settings.serve_workers
     # every worker process builds the same settings from the environment
     os.environ.update(settings.as_environment())
+    if workers > 1:
+        # set before uvicorn spawns the workers: each imports prometheus_client in multiprocess
+        # mode and writes its values there; whichever answers /metrics sums them all
+        metrics_dir = settings.state_dir / "serving" / "prometheus" / str(port)
+        os.environ.update(multiprocess_environment(metrics_dir))
     if not settings.serve_token:
         err_console.print(
             "[yellow]PERSONALIZE_SERVE_TOKEN is not set: POST /v1/events answers 401.[/]"
         )
-    err_console.print(f"serving {settings.state_dir} on http://{host}:{port} (docs: /docs)")
+    err_console.print(
+        f"serving {settings.state_dir} on http://{host}:{port} with {workers} worker(s) "
+        "(docs: /docs)"
+    )
     uvicorn.run(
         "pipelines.serving.app:app_from_environment",
         factory=True,

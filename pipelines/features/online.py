@@ -418,8 +418,20 @@ class OnlineServiceReader:
         return out
 
 
+DECODE_MEMO_ROWS = 20_000
+"""Decoded rows each view of a reader keeps, keyed by the stored bytes (see ``_ViewPlan``)."""
+_IMMUTABLE = (int, float, str, bool, type(None))
+
+
 class _ViewPlan:
-    """One view of a service: the features asked for, their positions and value types."""
+    """One view of a service: the features asked for, their positions and value types.
+
+    :meth:`decode` keeps the last ``DECODE_MEMO_ROWS`` decoded rows keyed by the stored bytes
+    themselves: a row read again unchanged costs a dict lookup instead of a protobuf parse,
+    and a row that changed (a push, a materialization) is other bytes, so it is decoded anew —
+    the memo can never answer for bytes it did not decode. Rows holding a mutable value (a
+    list feature) are not kept.
+    """
 
     def __init__(self, view: FeatureView, names: Sequence[str]) -> None:
         self.view = view
@@ -429,10 +441,24 @@ class _ViewPlan:
         by_name = {f.name: f for f in view.features}
         self.types = [by_name[n].dtype.to_value_type() for n in self.names]
         self._nulls = [None] * len(self.names)
+        self._memo: dict[bytes, tuple[Any, ...]] = {}
+        self._memo_lock = threading.Lock()
 
     def decode(self, blob: bytes | None) -> list[Any]:
         if blob is None:
             return list(self._nulls)
+        found = self._memo.get(blob)
+        if found is not None:
+            return list(found)
+        values = self._parse(blob)
+        if all(isinstance(v, _IMMUTABLE) for v in values):
+            with self._memo_lock:
+                while len(self._memo) >= DECODE_MEMO_ROWS:  # the oldest out
+                    del self._memo[next(iter(self._memo))]
+                self._memo[blob] = tuple(values)
+        return values
+
+    def _parse(self, blob: bytes) -> list[Any]:
         values = feast_compat.parse_repeated_value(blob)
         count = len(values)
         empty = feast_compat.empty_value()

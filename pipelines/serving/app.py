@@ -12,7 +12,8 @@
   real-time counters; 202. Needs ``Authorization: Bearer <serve_token>`` (401 otherwise);
   bodies above ``serve_max_body_bytes`` get 413;
 * ``GET /health`` (the process answers), ``GET /ready`` (a model loaded and the online store
-  readable; 503 otherwise), ``GET /metrics`` (Prometheus), ``GET /v1/models``; OpenAPI at
+  readable; 503 otherwise), ``GET /metrics`` (Prometheus; with several
+  workers, the sum over all of them), ``GET /v1/models``; OpenAPI at
   ``/docs``.
 
 No request reads a model from disk or asks the registry: models are held in memory by
@@ -34,11 +35,11 @@ from typing import TYPE_CHECKING, Annotated, Any
 from fastapi import Depends, FastAPI, HTTPException, Path, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse, Response
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST
 
 from pipelines.data import contract
 from pipelines.serving.events import Problem, RealtimeCounters, validate_events
-from pipelines.serving.metrics import ServingMetrics, serving_metrics
+from pipelines.serving.metrics import ServingMetrics, latest, process_exiting, serving_metrics
 from pipelines.serving.models import ModelHolder
 from pipelines.serving.scoring import (
     PROPENSITY,
@@ -98,7 +99,7 @@ def create_app(
     if holder is None:
         holder = ModelHolder(settings, prepare=prepare)
     holder.add_refresh_callback(catalogue.refresh)
-    holder.add_refresh_callback(publish_versions)
+    holder.add_refresh_callback(publish_versions, every_poll=True)
     state = ServingState(
         settings=settings,
         holder=holder,
@@ -126,6 +127,7 @@ def create_app(
             yield
         finally:
             holder.stop()
+            process_exiting(metrics)
 
     app = FastAPI(
         title="personalize serving",
@@ -265,8 +267,8 @@ def create_app(
 
     @app.get("/metrics", tags=["operations"])
     def prometheus() -> Response:
-        """Prometheus metrics of this process."""
-        return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
+        """Prometheus metrics: this process's, or every worker's summed (``--workers N``)."""
+        return Response(latest(metrics), media_type=CONTENT_TYPE_LATEST)
 
     @app.get("/v1/models", tags=["operations"])
     def models() -> dict[str, Any]:

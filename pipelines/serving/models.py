@@ -1,7 +1,10 @@
 """The models serving answers with: ``@champion`` of each model, kept current by polling.
 
 :class:`ModelHolder` loads each model's champion at start and then, every
-``serve_poll_seconds``, asks the registry where ``@champion`` points. A moved alias is loaded in
+``serve_poll_seconds``, asks the registry where ``@champion`` points — one alias lookup per
+model, nothing else. Only when a version moved (or every ``DEPENDENTS_SECONDS``) does the poll
+do more: load the new model fully, prepare it, swap it in and run the refresh callbacks
+(catalogue reload, Feast registry re-resolution, propensity warm-up). A moved alias is loaded in
 the polling thread and swapped in with one reference assignment: a request reads
 :meth:`ModelHolder.snapshot` once and works with that mapping to the end, so it sees the old
 model or the new one, never a mixture, and never waits for a load. When the registry cannot be
@@ -27,6 +30,10 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 ALIAS = "champion"
+DEPENDENTS_SECONDS = 60.0
+"""At least this often a poll runs the refresh callbacks without a moved version: a new day's
+catalogue or a changed feature service reaches serving within it (the Feast registry's cache
+TTL is as long)."""
 
 
 @dataclass(frozen=True)
@@ -74,10 +81,16 @@ class RegistryStatus:
         }
 
 
-def registry_champion(settings: Settings, model: str) -> int | None:
-    from pipelines.registry import alias_version
+def registry_champions(settings: Settings, models: Sequence[str]) -> dict[str, int | None]:
+    """``{model: version of @champion}`` (None: no such model or alias), one client for all."""
+    from pipelines.registry import alias_version, mlflow_client
 
-    return alias_version(settings, model, ALIAS)
+    client = mlflow_client(settings)
+    found = {}
+    for model in models:
+        found[model] = alias_version(settings, model, ALIAS, client)
+        time.sleep(0)  # let the event loop have the GIL between lookups
+    return found
 
 
 def registry_load(settings: Settings, model: str, version: int) -> Any:
@@ -91,8 +104,10 @@ class ModelHolder:
 
     ``registry_settings`` is the settings the registry is read with (the serving settings unless
     changed); ``prepare(name, model)`` precomputes what requests need from a model (indexes,
-    masks), once per load and outside any request; ``on_refresh`` callbacks run after every poll
-    (the catalogue reload, the metrics' version gauges).
+    masks), once per load and outside any request. Refresh callbacks run after :meth:`refresh`
+    and after a poll that swapped a model or found ``dependents_seconds`` passed (the catalogue
+    reload, the Feast registry, the propensity warm-up); ``every_poll`` ones after every poll
+    (the metrics' version gauges: cheap).
     """
 
     def __init__(
@@ -101,6 +116,7 @@ class ModelHolder:
         names: Sequence[str] | None = None,
         *,
         poll_seconds: float | None = None,
+        dependents_seconds: float = DEPENDENTS_SECONDS,
         prepare: Callable[[str, Any], Any] | None = None,
         on_refresh: Sequence[Callable[[ModelHolder], None]] = (),
     ) -> None:
@@ -111,17 +127,24 @@ class ModelHolder:
         self.names = tuple(names)
         self.registry_settings = settings
         self.poll_seconds = settings.serve_poll_seconds if poll_seconds is None else poll_seconds
+        self.dependents_seconds = dependents_seconds
         self._prepare = prepare
         self._on_refresh = list(on_refresh)
+        self._every_poll: list[Callable[[ModelHolder], None]] = []
+        self._dependents_at = 0.0  # monotonic time the callbacks last ran
         self._models: Mapping[str, LoadedModel] = MappingProxyType({})
         self.registry = RegistryStatus()
         self._refresh_lock = threading.Lock()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
-    def add_refresh_callback(self, callback: Callable[[ModelHolder], None]) -> None:
-        """Run ``callback(holder)`` after every poll (in the polling thread)."""
-        self._on_refresh.append(callback)
+    def add_refresh_callback(
+        self, callback: Callable[[ModelHolder], None], *, every_poll: bool = False
+    ) -> None:
+        """Run ``callback(holder)`` after :meth:`refresh` and after a poll that swapped a model
+        (or found ``dependents_seconds`` passed) — with ``every_poll``, after every poll — in
+        the polling thread."""
+        (self._every_poll if every_poll else self._on_refresh).append(callback)
 
     # ---- what requests read -----------------------------------------------------------------
 
@@ -139,24 +162,38 @@ class ModelHolder:
     # ---- the registry -----------------------------------------------------------------------
 
     def refresh(self) -> dict[str, tuple[int | None, int]]:
-        """Ask the registry for every champion and swap in the moved ones; ``{model: (old, new)}``
-        of the swaps. Never raises: a failure is recorded in :attr:`registry`."""
+        """Ask the registry for every champion, swap in the moved ones and run every refresh
+        callback; ``{model: (old, new)}`` of the swaps. Never raises: a failure is recorded in
+        :attr:`registry`."""
+        return self._refresh(dependents=True)
+
+    def poll_once(self) -> dict[str, tuple[int | None, int]]:
+        """One poll: the alias lookups; the refresh callbacks only when a model was swapped or
+        ``dependents_seconds`` passed since they last ran."""
+        return self._refresh(dependents=False)
+
+    def _refresh(self, *, dependents: bool) -> dict[str, tuple[int | None, int]]:
         with self._refresh_lock:
-            swaps = self._refresh()
-        for callback in self._on_refresh:
+            swaps = self._swap_moved()
+        due = time.monotonic() - self._dependents_at >= self.dependents_seconds
+        callbacks = list(self._every_poll)
+        if dependents or swaps or due:
+            self._dependents_at = time.monotonic()
+            callbacks = self._on_refresh + callbacks
+        for callback in callbacks:
             try:
                 callback(self)
             except Exception:  # a callback's problem must not stop the polling
                 log.exception("serving: refresh callback %r failed", callback)
         return swaps
 
-    def _refresh(self) -> dict[str, tuple[int | None, int]]:
+    def _swap_moved(self) -> dict[str, tuple[int | None, int]]:
         settings = self.registry_settings
         status = self.registry
         now = datetime.now(UTC)
         status.checked_at = now
         try:
-            wanted = {name: registry_champion(settings, name) for name in self.names}
+            wanted = registry_champions(settings, self.names)
         except Exception as error:  # any failure to reach the registry: keep what we have
             status.reachable, status.error = False, _one_line(error)
             status.failures += 1
@@ -177,7 +214,7 @@ class ModelHolder:
                 continue
             if held is not None and held.version == version:
                 continue
-            try:
+            try:  # loaded and prepared in full here, before any request can see it
                 model = registry_load(settings, name, version)
                 prepared = self._prepare(name, model) if self._prepare else None
             except Exception as error:
@@ -219,7 +256,7 @@ class ModelHolder:
     def _poll(self) -> None:
         while not self._stop.wait(self.poll_seconds):
             started = time.perf_counter()
-            self.refresh()
+            self.poll_once()
             log.debug("serving: poll took %.3f s", time.perf_counter() - started)
 
 

@@ -277,3 +277,37 @@ def test_bad_requests_are_refused_with_the_reason(settings: Settings) -> None:
         materialize_interval(settings, STAMP1, STAMP2, tables=["nope"])
     with pytest.raises(OnlineStoreError, match="empty interval"):
         materialize_interval(settings, STAMP2, STAMP1)
+
+
+def test_an_unchanged_row_is_decoded_once_and_a_pushed_one_anew(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from pipelines.features import feast_compat
+    from pipelines.features import online as online_module
+
+    materialize_interval(settings, STAMP1, STAMP2 + TICK)
+    now = datetime(2026, 1, 3, 12, 0, tzinfo=UTC)
+    pushed = pd.DataFrame(
+        {"user_id": ["u1"], TIMESTAMP: [now], "rt_views_1h": [3], "rt_carts_1h": [0]}
+    )
+    push_realtime(settings, pushed)
+    reader = OnlineServiceReader(settings, SERVICE)
+    first = reader.read("u1")
+    parses = []
+    parse = feast_compat.parse_repeated_value
+    monkeypatch.setattr(
+        feast_compat, "parse_repeated_value", lambda blob: parses.append(blob) or parse(blob)
+    )
+
+    first["rt_views_1h"] = -1  # a caller changing its answer changes no later one
+    assert [reader.read("u1") for _ in range(3)] == [{**first, "rt_views_1h": 3}] * 3
+    assert reader.read_many(["u1"])["rt_views_1h"] == [3]
+    assert parses == []  # unchanged rows: from the memo
+
+    push_realtime(settings, pushed.assign(**{TIMESTAMP: [now + TICK], "rt_views_1h": [4]}))
+    assert reader.read("u1") == {**first, "rt_views_1h": 4}
+    assert len(parses) == 1  # only the pushed view's row is other bytes now
+
+    monkeypatch.setattr(online_module, "DECODE_MEMO_ROWS", 2)
+    reader.read_many(["u1", "u2", "u3"])
+    assert all(len(view._memo) <= 2 for view in reader._current().views)

@@ -9,6 +9,7 @@ stand-in is a recommender that raises, to prove a failing model falls back.
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 import time
 from collections.abc import Iterator
@@ -25,10 +26,11 @@ from pipelines.config import Settings
 from pipelines.data import contract
 from pipelines.data.event_log import read_event_log
 from pipelines.features.offline import read_offline_partition, write_offline_partition
-from pipelines.registry import promote
+from pipelines.registry import CHAMPION, load_version, mlflow_client, promote
+from pipelines.serving import models as serving_models
 from pipelines.serving.app import create_app
-from pipelines.serving.models import LoadedModel
-from pipelines.serving.scoring import feature_frame
+from pipelines.serving.models import LoadedModel, ModelHolder
+from pipelines.serving.scoring import feature_frame, prepare
 from pipelines.serving.testing import running_server
 
 from .conftest import TOKEN, Shop
@@ -176,6 +178,47 @@ def test_known_users_are_answered_from_memory(client: TestClient, monkeypatch) -
     )
 
 
+def test_a_version_without_published_lists_answers_from_its_scored_ahead_lists(
+    client: TestClient, shop: Shop
+) -> None:
+    """A recommender swapped in without published top-k (an alias moved by hand) scored its
+    known users' best items at load time: the answers are those of scoring the whole catalogue
+    per request, filters included, without scoring per request."""
+    settings = client.app.state.serving.settings
+    holder = _holder(client)
+    served = holder.get("recommender")
+    model = load_version(settings, "recommender", shop.next_recommender)
+    prepared = prepare("recommender", model)
+    assert prepared.ahead and set(prepared.ahead) <= set(prepared.user_rows)
+    users = sorted(prepared.user_rows)[:40]
+    category = next(c for c in client.app.state.serving.catalogue.state.category.values() if c)
+    queries = [{"k": 10}, {"k": 100}, {"k": 5, "category": category},
+               {"k": 5, "exclude": ",".join(prepared.items[:30])}]  # fmt: skip
+
+    def answers(ahead: dict) -> list[Any]:
+        version = LoadedModel("recommender", shop.next_recommender, model, served.loaded_at,
+                              dataclasses.replace(prepared, ahead=ahead))  # fmt: skip
+        holder.put(version)
+        return [
+            client.get(f"/v1/users/{user}/recommendations", params=query).json()
+            for user in users
+            for query in queries
+        ]
+
+    try:
+        whole = answers({})
+        scored = []
+        score_items = model.score_items
+        model.score_items = lambda *a, **kw: scored.append(a) or score_items(*a, **kw)
+        ahead = answers(prepared.ahead)
+    finally:
+        model.score_items = score_items
+        holder.put(served)
+    assert {a["source"] for a in ahead} == {"model"}
+    assert ahead == whole
+    assert scored == []  # no request scored the catalogue
+
+
 def test_an_item_no_longer_listed_is_never_returned(client: TestClient, shop: Shop) -> None:
     known, _ = _known_and_cold(client)
     top = client.get(f"/v1/users/{known}/recommendations", params={"k": 5}).json()["items"]
@@ -207,7 +250,8 @@ def test_a_recommender_that_fails_to_score_falls_back_and_counts_it(client: Test
 
     holder = _holder(client)
     held = holder.get("recommender")
-    broken_prepared = type(held.prepared)(**{**held.prepared.__dict__, "model": Broken(held.model)})
+    broken_prepared = prepare("recommender", Broken(held.model))  # loads: nothing scored ahead
+    assert broken_prepared.ahead == {}
     holder.put(LoadedModel("recommender", held.version, held.model, held.loaded_at,
                            broken_prepared))  # fmt: skip
     try:
@@ -352,6 +396,55 @@ def test_an_alias_swap_under_concurrent_requests_drops_none(shop: Shop) -> None:
     assert versions == {old, new}
     assert after["version"] == new and after["source"] == "model"  # precomputed lists are v1's
     assert f'personalize_model_version{{model="recommender"}} {float(new)}' in metrics
+
+
+def test_a_poll_looks_up_the_aliases_only_until_one_moves(
+    shop: Shop, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The polling thread's tick: alias lookups, nothing loaded and no catalogue / registry
+    callbacks while nothing moved; a moved alias is loaded and prepared before the swap, and the
+    callbacks run then (or when ``dependents_seconds`` passed)."""
+    settings = shop.settings
+    loads: list[int] = []
+    real_load = serving_models.registry_load
+
+    def counted_load(settings: Settings, name: str, version: int) -> Any:
+        loads.append(version)
+        return real_load(settings, name, version)
+
+    monkeypatch.setattr(serving_models, "registry_load", counted_load)
+    holder = ModelHolder(settings, ["recommender"], prepare=prepare, dependents_seconds=3600)
+    ran: list[str] = []
+    holder.add_refresh_callback(lambda _: ran.append("dependents"))
+    holder.add_refresh_callback(lambda _: ran.append("every poll"), every_poll=True)
+    holder.refresh()
+    champion = holder.get("recommender").version
+    other = (
+        shop.next_recommender
+        if champion != shop.next_recommender
+        else shop.champions["recommender"]
+    )
+    assert ran == ["dependents", "every poll"] and loads == [champion]
+
+    ran.clear()
+    assert holder.poll_once() == {} and holder.poll_once() == {}
+    assert ran == ["every poll", "every poll"] and loads == [champion]  # lookups only
+
+    client = mlflow_client(settings)
+    client.set_registered_model_alias("recommender", CHAMPION, str(other))
+    try:
+        ran.clear()
+        assert holder.poll_once() == {"recommender": (champion, other)}
+        assert ran == ["dependents", "every poll"] and loads == [champion, other]
+        swapped = holder.get("recommender")
+        assert swapped.version == other and swapped.prepared is not None  # prepared before
+    finally:
+        client.set_registered_model_alias("recommender", CHAMPION, str(champion))
+    holder.dependents_seconds = 0.0  # due: the callbacks run without a move too
+    ran.clear()
+    assert holder.poll_once() == {"recommender": (other, champion)}
+    holder.poll_once()
+    assert ran == ["dependents", "every poll"] * 2
 
 
 def test_a_registry_outage_keeps_the_last_models_serving(
