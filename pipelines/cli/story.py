@@ -29,7 +29,7 @@ def story(
     users: Annotated[int, typer.Option(min=50, help="Customers in the shop.")] = 2000,
     items: Annotated[int, typer.Option(min=12, help="Catalogue size.")] = 500,
     history_days: Annotated[
-        int, typer.Option(min=17, help="Days of history before the live days.")
+        int, typer.Option(min=18, help="Days of history before the live days.")
     ] = 30,
     live_days: Annotated[
         int,

@@ -51,8 +51,9 @@ if TYPE_CHECKING:
     from pipelines.orchestration.runner import RunEvent, RunRecord
 
 # the first propensity model's temporal split: 7-day labels leave history_days - 7 snapshot days,
-# which must hold 1 train + the 7-day gap + 1 valid + 1 test day (10)
-MIN_HISTORY_DAYS = 17
+# which must hold 1 train day, the 7-day gap, then valid and test days (15 % each, at least 1):
+# 9 and from 11 snapshot days on, not 10 (2 valid + 2 test); 11 = 18 history days
+MIN_HISTORY_DAYS = 18
 WEEKLY_TRAIN_WEEKDAY = 6  # the weekly train (Monday 04:00) covers the week ending on Sunday
 TURNS = (
     "quarantine",
@@ -92,8 +93,8 @@ class Scenario:
         if self.history_days < MIN_HISTORY_DAYS:
             raise ValueError(
                 f"history_days={self.history_days}: the first champions need at least "
-                f"{MIN_HISTORY_DAYS} days (7-day labels leave 10 snapshot days: 1 train, the "
-                "7-day gap, 1 valid and 1 test day)"
+                f"{MIN_HISTORY_DAYS} days (7-day labels leave 11 snapshot days for the first "
+                "propensity split: 1 train day, the 7-day gap, 2 valid and 2 test days)"
             )
         last_turn = max(self.broken_day, self.drift_day, self.hand_promotion_day + 1)
         if self.live_days < last_turn:

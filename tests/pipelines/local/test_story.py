@@ -23,7 +23,7 @@ def test_the_default_scenario_plants_each_turn_on_its_live_day() -> None:
 
 @pytest.mark.parametrize(
     ("changes", "message"),
-    [({"history_days": 16}, "at least 17"), ({"live_days": 5}, "need 6 live days")],
+    [({"history_days": 17}, "at least 18"), ({"live_days": 5}, "need 6 live days")],
 )
 def test_a_scenario_too_short_for_its_turns_is_refused(changes: dict, message: str) -> None:
     with pytest.raises(ValueError, match=message):
