@@ -71,7 +71,7 @@ def story(
             settings = stack.enter_context(_prod_services(settings))
         settings, note = story_settings(settings)
         if note:
-            err_console.print(f"[yellow]{note}[/]", highlight=False)
+            err_console.print(f"[yellow]{escape(note)}[/]", highlight=False)
         with _DayPrinter() as printer:
             result = tell(settings, scenario, on_event=printer.on_event, on_stage=printer.on_stage)
     if as_json:
