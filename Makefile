@@ -41,7 +41,7 @@ test: sync ## lint, check declared dependencies, and run the whole test suite
 	$(VENV)/bin/lint-imports
 	$(VENV)/bin/pytest -n $(TEST_WORKERS) --dist loadgroup -m "not cluster"
 
-test-cluster: sync ## the prod cycle on a real Celery cluster (PostgreSQL, Redis, MLflow server; ~7-8 min on 2 cores)
+test-cluster: sync ## the prod cycle on a real Celery cluster and the prod story (PostgreSQL, Redis, MLflow server; ~12 min on 2 cores)
 	$(VENV)/bin/pytest -p no:xdist -m cluster tests/integration
 
 lint: sync ## ruff check and format check

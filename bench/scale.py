@@ -1,6 +1,7 @@
 """Benchmark: the platform at scale, one part per question (issue 18's point 7).
 
 .venv/bin/python bench/scale.py --part features [--events 1000000 10000000] [--engines local spark]
+.venv/bin/python bench/scale.py --part celery [--cycle-days 3] [--workers 1 2]
 
 Parts (``--part``, repeatable; each writes bench/results/scale_<part>.json):
 
@@ -17,8 +18,17 @@ Parts (``--part``, repeatable; each writes bench/results/scale_<part>.json):
 * ``online``: p50/p99 ms of one entity's propensity_v1 read through ``online.online_features`` and
   ``online_feature_values`` (the serving path), from SQLite and from Redis, same rows.
 
-New parts (Celery workers, ...) are one function and one entry in
-``PARTS``: ``run(args) -> dict`` returning the figures to record.
+* ``celery``: the same short cycle -- ``--cycle-days`` days of ingest -> features -> monitor
+  (assets) after a curated history -- on the local profile (``dag.test`` in a fresh process,
+  one task at a time) and on a scratch prod cluster (``pipelines.local.cluster``: scheduler,
+  PostgreSQL, Redis broker) with each of ``--workers`` Celery worker counts (1 2 by default),
+  the days run by the scheduler's catch-up. Wall time from the first run to the last one
+  settled (cluster start and ``init`` reported apart), tasks run, and the per-task overhead
+  wall / tasks; the seconds inside task bodies beside it (local: the task body clock; prod: the
+  task instances' durations, which include the task process start).
+
+New parts are one function and one entry in ``PARTS``: ``run(args) -> dict`` returning the
+figures to record.
 """
 
 from __future__ import annotations
@@ -390,6 +400,171 @@ def run_online(args: argparse.Namespace) -> dict[str, object]:
     }
 
 
+# ---- part: celery (the cycle on the local profile vs 1 and 2 Celery workers) --------------------
+
+CYCLE_SHOP = {"users": 300, "items": 60, "seed": 11}
+CYCLE_DAGS = ("ingest", "features", "monitor")
+
+
+def _cycle_days(cycle_days: int) -> list[date]:
+    """The days the DAGs run: the last ``cycle_days`` before today (what the catch-up reaches)."""
+    last = datetime.now(UTC).date() - timedelta(days=1)
+    return [last - timedelta(days=n) for n in range(cycle_days - 1, -1, -1)]
+
+
+def _cycle_settings(days: list[date]) -> dict[str, object]:
+    return {
+        "dags_start": days[0].isoformat(),
+        "task_retries": 2,
+        "retry_delay_seconds": 1.0,
+        "sensor_poke_seconds": 1.0,
+        "sensor_timeout_seconds": 60.0,
+    }
+
+
+def _curate_history(settings: object, history_days: int, days: list[date]) -> None:
+    from pipelines.data.generator import ShopSpec
+    from pipelines.models.testing import curated_shop
+
+    start = days[0] - timedelta(days=history_days)
+    spec = ShopSpec(**CYCLE_SHOP, days=history_days + len(days), start=start)
+    curated_shop(settings, spec, upto=days[0] - timedelta(days=1))
+
+
+def measure_local_cycle(home: Path, history_days: int, cycle_days: int) -> dict[str, object]:
+    """The cycle on the local profile in this (fresh) process: the worker of the part."""
+    from pipelines.config import Settings
+    from pipelines.orchestration.airflow_compat import TaskBodyClock
+    from pipelines.orchestration.airflow_env import configure_airflow
+    from pipelines.orchestration.runner import run_dag
+
+    days = _cycle_days(cycle_days)
+    settings = Settings(home=home, **_cycle_settings(days))
+    _curate_history(settings, history_days, days)
+    configure_airflow(settings)
+    records = []
+    with TaskBodyClock() as clock:
+        started = time.perf_counter()
+        for day in days:
+            records += run_dag(settings, "ingest", day, follow=True)
+        wall = time.perf_counter() - started
+    tasks = sum(clock.calls.values())
+    return {
+        "setup": "local",
+        "executor": settings.executor,
+        "wall_s": round(wall, 1),
+        "dag_runs": _count(r.dag_id for r in records),
+        "states": _count(r.state for r in records),
+        "tasks": tasks,
+        "per_task_s": round(wall / tasks, 2) if tasks else None,
+        "task_body_s": round(sum(clock.seconds.values()), 1),
+    }
+
+
+def _count(values: object) -> dict[str, int]:
+    from collections import Counter
+
+    return dict(sorted(Counter(values).items()))
+
+
+def measure_cluster_cycle(
+    root: Path, workers: int, history_days: int, cycle_days: int, timeout: float
+) -> dict[str, object]:
+    """The cycle on a scratch prod cluster with ``workers`` Celery workers."""
+    from pipelines.local.cluster import scratch_cluster
+
+    days = _cycle_days(cycle_days)
+    with scratch_cluster(root, workers=workers, **_cycle_settings(days)) as cluster:
+        started = time.perf_counter()
+        done = cluster.cli("init")
+        if done.returncode != 0:
+            raise RuntimeError(f"init failed: {(done.stdout + done.stderr)[-600:]}")
+        init_s = time.perf_counter() - started
+        _curate_history(cluster.settings, history_days, days)
+        api = cluster.start(timeout=300)
+
+        def settled(dag_id: str) -> list[dict] | None:
+            runs = api.runs(dag_id)
+            finished = [r for r in runs if r["state"] in ("success", "failed")]
+            return runs if len(finished) >= len(days) and len(finished) == len(runs) else None
+
+        started = time.perf_counter()
+        for dag_id in CYCLE_DAGS:
+            api.unpause(dag_id)
+        runs = {d: api.wait_for(lambda d=d: settled(d), f"{d} runs", timeout) for d in CYCLE_DAGS}
+        wall = time.perf_counter() - started
+        instances = [
+            ti
+            for dag_id, dag_runs in runs.items()
+            for run in dag_runs
+            for ti in api.task_instances(dag_id, run["dag_run_id"])
+        ]
+        ran = [ti for ti in instances if ti["state"] in ("success", "failed")]
+        return {
+            "setup": f"celery x{workers}",
+            "executor": cluster.settings.executor,
+            "workers": workers,
+            "worker_concurrency": cluster.settings.celery_worker_concurrency,
+            "wall_s": round(wall, 1),
+            "dag_runs": {d: len(r) for d, r in runs.items()},
+            "states": _count(r["state"] for rs in runs.values() for r in rs),
+            "tasks": len(ran),
+            "per_task_s": round(wall / len(ran), 2) if ran else None,
+            "task_instance_s": round(sum(ti.get("duration") or 0.0 for ti in ran), 1),
+            "init_s": round(init_s, 1),
+            "cluster_start_s": cluster.seconds.get("cluster start"),
+        }
+
+
+def run_celery(args: argparse.Namespace) -> dict[str, object]:
+    setups = []
+    with tempfile.TemporaryDirectory(prefix="scale-celery-") as tmp:
+        command = [
+            sys.executable,
+            __file__,
+            "--worker",
+            "celery-local",
+            "--home",
+            str(Path(tmp) / "local"),
+            "--history-days",
+            str(args.history_days),
+            "--cycle-days",
+            str(args.cycle_days),
+        ]
+        print(f"[celery] local profile, {args.cycle_days} days ...", flush=True)
+        done = subprocess.run(
+            command, capture_output=True, text=True, timeout=args.timeout, check=False
+        )
+        lines = [line for line in done.stdout.splitlines() if line.startswith("{")]
+        if done.returncode != 0 or not lines:
+            raise RuntimeError(f"local cycle: exit {done.returncode}: {done.stderr[-600:]}")
+        setups.append(json.loads(lines[-1]))
+        print(f"[celery] {lines[-1]}", flush=True)
+        for workers in args.workers:
+            print(f"[celery] cluster with {workers} worker(s) ...", flush=True)
+            figures = measure_cluster_cycle(
+                Path(tmp) / f"celery{workers}",
+                workers,
+                args.history_days,
+                args.cycle_days,
+                args.timeout,
+            )
+            print(f"[celery] {json.dumps(figures)}", flush=True)
+            setups.append(figures)
+    return {
+        "what": f"{args.cycle_days} days of ingest -> features -> monitor after "
+        f"{args.history_days} curated days ({CYCLE_SHOP['users']} users, "
+        f"{CYCLE_SHOP['items']} items): local profile vs Celery workers",
+        "cycle_days": args.cycle_days,
+        "history_days": args.history_days,
+        "shop": CYCLE_SHOP,
+        "setups": setups,
+        "load_avg_1m_after": round(os.getloadavg()[0], 1),
+        "note": "wall_s from the first run to the last settled (prod: the scheduler's catch-up "
+        "after unpausing; cluster start and init apart); per_task_s = wall_s / tasks run",
+    }
+
+
 # ---- the parts ----------------------------------------------------------------------------------
 
 
@@ -403,6 +578,9 @@ PARTS: dict[str, Part] = {
     "features": Part("feature computation, Spark vs the local engine", run_features),
     "materialize": Part("materialization rows/s, Redis vs SQLite", run_materialize),
     "online": Part("online read p50/p99 ms, Redis vs SQLite", run_online),
+    "celery": Part(
+        "the cycle's wall and per-task overhead, local vs 1/2 Celery workers", run_celery
+    ),
 }
 
 
@@ -426,6 +604,11 @@ def main() -> None:
     parser.add_argument(
         "--timeout", type=float, default=1800, help="seconds one measurement may take"
     )
+    parser.add_argument("--cycle-days", type=int, default=3, help="celery: DAG days")
+    parser.add_argument("--history-days", type=int, default=14, help="celery: curated days")
+    parser.add_argument(
+        "--workers", type=int, nargs="+", default=[1, 2], help="celery: worker counts"
+    )
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     parser.add_argument("--home", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--engine", help=argparse.SUPPRESS)
@@ -433,6 +616,9 @@ def main() -> None:
 
     if args.worker == "features":
         print(json.dumps(measure_features_engine(args.home, args.engine, args.spark_master)))
+        return
+    if args.worker == "celery-local":
+        print(json.dumps(measure_local_cycle(args.home, args.history_days, args.cycle_days)))
         return
     for name in args.part or sorted(PARTS):
         result = PARTS[name].run(args)

@@ -13,6 +13,7 @@ from datetime import date
 from typing import Annotated, Any
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from pipelines.cli.common import app, console, err_console, parse_day, settings_of, usage_error
@@ -28,7 +29,7 @@ def story(
     users: Annotated[int, typer.Option(min=50, help="Customers in the shop.")] = 2000,
     items: Annotated[int, typer.Option(min=12, help="Catalogue size.")] = 500,
     history_days: Annotated[
-        int, typer.Option(min=14, help="Days of history before the live days.")
+        int, typer.Option(min=18, help="Days of history before the live days.")
     ] = 30,
     live_days: Annotated[
         int,
@@ -45,8 +46,11 @@ def story(
     is rolled back. During the live days a serving API (127.0.0.1, a free port) takes a sample of
     each day's events through POST /v1/events, and one new customer's recommendations are shown
     changing. Ends with what happened and where to look. Exits 1 if a turn did not happen.
+
+    On --profile prod it runs `personalize init` first and, as auto-promotion is off in prod,
+    turns it on for its own runs (and says so) so that blessed models become champions.
     """
-    from pipelines.local.story import Scenario, tell
+    from pipelines.local.story import Scenario, story_settings, tell
 
     settings = settings_of(ctx)
     try:
@@ -65,6 +69,9 @@ def story(
     with contextlib.ExitStack() as stack:
         if settings.profile == "prod":
             settings = stack.enter_context(_prod_services(settings))
+        settings, note = story_settings(settings)
+        if note:
+            err_console.print(f"[yellow]{escape(note)}[/]", highlight=False)
         with _DayPrinter() as printer:
             result = tell(settings, scenario, on_event=printer.on_event, on_stage=printer.on_stage)
     if as_json:
@@ -121,6 +128,7 @@ class _DayPrinter:
     def __init__(self) -> None:
         self.day: date | None = None
         self.parts: list[str] = []
+        self.failures: list[str] = []
         self.seconds = 0.0
         self.status = err_console.status("starting")
 
@@ -147,6 +155,7 @@ class _DayPrinter:
             return
         triggered = " [magenta](triggered)[/]" if event.reason.startswith("triggered") else ""
         self.parts.append(f"{event.dag_id} {MARK.get(event.state or '', '?')}{triggered}")
+        self.failures += [f"{event.dag_id}.{task}" for task in event.failed_tasks]
         self.seconds += event.duration_s or 0.0
 
     def flush(self) -> None:
@@ -155,7 +164,9 @@ class _DayPrinter:
                 f"{self.day}  {'  '.join(self.parts)}  [dim]{self.seconds:.1f}s[/]",
                 highlight=False,
             )
-        self.day, self.parts, self.seconds = None, [], 0.0
+            for failure in self.failures:
+                err_console.print(f"  [red]✗ {escape(failure[:300])}[/]", highlight=False)
+        self.day, self.parts, self.failures, self.seconds = None, [], [], 0.0
 
 
 def _print_summary(result: Any) -> None:

@@ -508,11 +508,14 @@ class _ReadPlan:
         return feast_compat.serialize_string_entity_keys(self.join_key, ids, self.version)
 
     def provider_read(self, view: _ViewPlan, protos: list[Any]) -> list[Any]:
+        """``[(event_ts, {feature: Value} | None), ...]``, one per entity key; the values are
+        matched to ``view.names`` by name (:meth:`_ViewPlan.from_protos`), never by position."""
         return self.store.provider.online_read(
             config=self.store.config,
             table=view.view,
             entity_keys=protos,
-            requested_features=view.names,
+            # a copy: Feast's Redis store appends its "_ts:<view>" field to the list it is given
+            requested_features=list(view.names),
         )
 
 

@@ -276,23 +276,27 @@ def scratch_cluster(
     """A :class:`ScratchCluster` under ``root`` with its own Redis running (services not yet
     started: call ``init`` through ``cli("init")`` and then ``start``); closed on exit.
 
-    ``overrides`` are further settings (the days, retries, ...); ``env`` goes on top of
-    :data:`FAST_AIRFLOW` into every child's environment.
+    ``overrides`` are further settings (the days, retries, ...) and may replace the cluster's own
+    (``mlflow_uri=None``: no tracking server of the cluster's, as ``personalize story --profile
+    prod`` starts its own); ``env`` goes on top of :data:`FAST_AIRFLOW` into every child's
+    environment.
     """
     root.mkdir(parents=True, exist_ok=True)
     tag = uuid.uuid4().hex[:8]
     airflow_port, mlflow_port, redis_port = distinct_free_ports(3)
     settings = Settings(
-        profile="prod",
-        home=root / "home",
-        airflow_database=f"pz_{tag}_airflow",
-        mlflow_database=f"pz_{tag}_mlflow",
-        feast_registry_database=f"pz_{tag}_feast",
-        redis_url=f"redis://{supervisor.HOST}:{redis_port}/0",
-        celery_broker_url=f"redis://{supervisor.HOST}:{redis_port}/1",
-        mlflow_uri=f"http://{supervisor.HOST}:{mlflow_port}",
-        celery_workers=workers,
-        **overrides,
+        **{
+            "profile": "prod",
+            "home": root / "home",
+            "airflow_database": f"pz_{tag}_airflow",
+            "mlflow_database": f"pz_{tag}_mlflow",
+            "feast_registry_database": f"pz_{tag}_feast",
+            "redis_url": f"redis://{supervisor.HOST}:{redis_port}/0",
+            "celery_broker_url": f"redis://{supervisor.HOST}:{redis_port}/1",
+            "mlflow_uri": f"http://{supervisor.HOST}:{mlflow_port}",
+            "celery_workers": workers,
+            **overrides,
+        }
     )
     cluster = ScratchCluster(
         root=root,

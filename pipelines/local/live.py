@@ -12,7 +12,8 @@ One customer is followed: the most active of the first live day's customers that
 recommender does not know yet. Their recommendations are read before their first events are sent,
 then after every day's runs (the served models refreshed as the poller would within
 ``serve_poll_seconds``); the first answer that differs -- strategy, version or items -- is the
-story's turn ``live recommendations``.
+story's turn ``live recommendations``. Every answer of the API is counted per endpoint and status
+(``LiveSummary.responses``).
 """
 
 from __future__ import annotations
@@ -70,6 +71,8 @@ class LiveSummary:
     realtime_after: dict[str, Any] = field(default_factory=dict)
     user_events: int = 0
     days: list[dict[str, Any]] = field(default_factory=list)
+    # every answer of the API: "GET /v1/users/{user}/propensity 200" -> count
+    responses: dict[str, int] = field(default_factory=dict)
 
     @property
     def changed(self) -> bool:
@@ -288,5 +291,23 @@ def live_traffic(settings: Settings, seed: int) -> Iterator[LiveTraffic]:
 
     token = secrets.token_urlsafe(24)
     app = create_app(settings.model_copy(update={"serve_token": token}), poll=False)
-    with running_server(app) as url, httpx.Client(timeout=60.0) as client:
-        yield LiveTraffic(app, url, token, client, seed)
+    responses: dict[str, int] = {}
+
+    def count(response: httpx.Response) -> None:
+        key = f"{response.request.method} {_route(response.request.url.path)} "
+        key += str(response.status_code)
+        responses[key] = responses.get(key, 0) + 1
+
+    hooks = {"response": [count]}
+    with running_server(app) as url, httpx.Client(timeout=60.0, event_hooks=hooks) as client:
+        traffic = LiveTraffic(app, url, token, client, seed)
+        traffic.summary.responses = responses
+        yield traffic
+
+
+def _route(path: str) -> str:
+    """``/v1/users/u42/propensity`` -> ``/v1/users/{user}/propensity``: one key per endpoint."""
+    parts = path.split("/")
+    if len(parts) > 3 and parts[2] == "users":
+        parts[3] = "{user}"
+    return "/".join(parts)

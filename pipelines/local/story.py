@@ -14,7 +14,8 @@ happens deterministically:
   batch with its reason and alerts; the next monitor run alerts the missing feature day (once);
 * **drift** -- shoppers move to the new mobile app and prices rise 20 % (covariate drift):
   monitoring sees the device mix and the price level move on the day, alerts, and triggers a
-  retrain; the gate blesses or rejects each challenger (auto-promotion on the local profile);
+  retrain; the gate blesses or rejects each challenger (auto-promotion on the local profile, and
+  for the story's own runs on prod: :func:`story_settings`);
 * **a hand promotion gone wrong** -- an ML engineer tries the popularity baseline as recommender
   (``PERSONALIZE_RECOMMENDER_CANDIDATES=popularity personalize train recommender``); the gate
   rejects it and they move ``champion`` to it by hand in the MLflow UI anyway. The platform
@@ -49,7 +50,10 @@ if TYPE_CHECKING:
     from pipelines.data.generator import ShopSpec
     from pipelines.orchestration.runner import RunEvent, RunRecord
 
-MIN_HISTORY_DAYS = 14
+# the first propensity model's temporal split: 7-day labels leave history_days - 7 snapshot days,
+# which must hold 1 train day, the 7-day gap, then valid and test days (15 % each, at least 1):
+# 9 and from 11 snapshot days on, not 10 (2 valid + 2 test); 11 = 18 history days
+MIN_HISTORY_DAYS = 18
 WEEKLY_TRAIN_WEEKDAY = 6  # the weekly train (Monday 04:00) covers the week ending on Sunday
 TURNS = (
     "quarantine",
@@ -89,7 +93,8 @@ class Scenario:
         if self.history_days < MIN_HISTORY_DAYS:
             raise ValueError(
                 f"history_days={self.history_days}: the first champions need at least "
-                f"{MIN_HISTORY_DAYS} days (7-day labels on 6 snapshot days, and a test split)"
+                f"{MIN_HISTORY_DAYS} days (7-day labels leave 11 snapshot days for the first "
+                "propensity split: 1 train day, the 7-day gap, 2 valid and 2 test days)"
             )
         last_turn = max(self.broken_day, self.drift_day, self.hand_promotion_day + 1)
         if self.live_days < last_turn:
@@ -158,6 +163,33 @@ class Story:
 
 
 StageCallback = Callable[[str], None]
+
+
+def story_settings(settings: Settings) -> tuple[Settings, str | None]:
+    """The settings the story runs on, and a line saying what it changed (None: nothing).
+
+    The story's turns need champions: the first blessed models become champions, and a blessed
+    retrain replaces one. The prod profile promotes nobody by itself (``[auto_promote] prod =
+    false`` in ``gates.toml``: a blessed challenger waits for a person), so on a fresh prod
+    registry no champion would ever be set -- no drift monitoring, no retrain, no rollback. The
+    prod story therefore turns auto-promotion on for its own runs, and says so; an explicit
+    ``PERSONALIZE_AUTO_PROMOTE`` is kept (``false``: the turns that need a champion are missed).
+    """
+    if settings.auto_promote is False:
+        return settings, (
+            "auto_promote is off (PERSONALIZE_AUTO_PROMOTE=false): no blessed model becomes "
+            "champion, so the turns that need one (first champions, drift, retrain, rollback) "
+            "will be missed"
+        )
+    if settings.profile != "prod" or settings.auto_promote is not None:
+        return settings, None
+    return settings.model_copy(update={"auto_promote": True}), (
+        "prod: auto-promotion is off (gates.toml [auto_promote] prod = false: a blessed "
+        "challenger waits for a person); the story turns it on for its runs "
+        "(PERSONALIZE_AUTO_PROMOTE=true), so the first blessed models become champions and "
+        "blessed retrains replace them. In production a person promotes them: `personalize "
+        "promote MODEL VERSION --reason ...`"
+    )
 
 
 def weekly_train_due(day: date) -> bool:

@@ -82,13 +82,14 @@ class TaskBodyClock:
 
     def __init__(self) -> None:
         self.seconds: Counter[tuple[str, str]] = Counter()
+        self.calls: Counter[tuple[str, str]] = Counter()  # task bodies run, per run
         self._original: Any = None
 
     def __enter__(self) -> TaskBodyClock:
         from airflow.sdk.execution_time import task_runner
 
         original = self._original = task_runner._execute_task
-        seconds = self.seconds
+        seconds, calls = self.seconds, self.calls
 
         def timed(context: Any, ti: Any, log: Any) -> Any:
             began = time.perf_counter()
@@ -96,6 +97,7 @@ class TaskBodyClock:
                 return original(context=context, ti=ti, log=log)
             finally:
                 seconds[(ti.dag_id, ti.run_id)] += time.perf_counter() - began
+                calls[(ti.dag_id, ti.run_id)] += 1
 
         task_runner._execute_task = timed
         return self

@@ -160,6 +160,8 @@ class RunEvent:
     run_id: str | None = None
     duration_s: float | None = None
     reason: str = "requested"
+    # a finished run that failed: each failed task with its exception on one line
+    failed_tasks: tuple[str, ...] = ()
 
 
 def run_command(dag_id: str, day: date) -> str:
@@ -403,7 +405,14 @@ class _Chain:
         self.records.append(record)
         self.on_event(
             RunEvent(
-                "finished", dag_id, day, record.state, run_id, round(duration, 3), reason=reason
+                "finished",
+                dag_id,
+                day,
+                record.state,
+                run_id,
+                round(duration, 3),
+                reason=reason,
+                failed_tasks=tuple(str(t) for t in record.failed_tasks),
             )
         )
         if self.follow:
@@ -725,7 +734,7 @@ def backfill(
             message = _one_line(error)
             records.append(RunRecord(dag_id, day, None, "failed", error=message))
             if on_event is not None:
-                on_event(RunEvent("finished", dag_id, day, "failed"))
+                on_event(RunEvent("finished", dag_id, day, "failed", failed_tasks=(message,)))
     return records
 
 

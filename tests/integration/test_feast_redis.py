@@ -107,3 +107,72 @@ def test_prod_store_applies_materializes_guards_and_serves(prod_settings: Settin
     assert served.loc["u1", "top_category_1"] == "top_category_1-300"
     assert served.loc["u1", "rt_views_1h"] == 4
     assert pd.isna(served.loc["ghost", "views_1d"])
+
+
+@pytest.fixture
+def own_redis_settings(prod_settings: Settings, tmp_path):
+    """``prod_settings`` with the online store on a ``redis-server`` of the test's own."""
+    import shutil
+
+    from pipelines.local.cluster import start_redis, stop_process
+    from pipelines.local.supervisor import free_port
+
+    if shutil.which("redis-server") is None:
+        pytest.skip("redis-server is not installed (apt-get install redis-server)")
+    port = free_port()
+    server = start_redis(port, tmp_path)
+    feast_store.clear_store_cache()
+    try:
+        yield prod_settings.model_copy(update={"redis_url": f"redis://127.0.0.1:{port}/0"})
+    finally:
+        feast_store.clear_store_cache()
+        stop_process(server)
+
+
+def test_service_reader_on_redis_reads_by_name_again_and_again(own_redis_settings) -> None:
+    """The serving reader on Redis, read after read: features matched by name, a view never
+    written for a user and null features give None, and every read equals Feast's own
+    ``get_online_features`` (Feast's Redis store appends a field to the list of names it is
+    given; a reader that passes its own list breaks on the second read)."""
+    from pipelines.features.offline import write_offline_partition
+    from pipelines.features.online import (
+        OnlineServiceReader,
+        materialize_interval,
+        online_feature_values,
+        push_realtime,
+    )
+
+    settings = own_redis_settings
+    day = datetime(2026, 1, 2, tzinfo=UTC)
+    rows = activity(["u1", "u2"], day, 100)
+    spec = FEATURE_TABLES["user_activity"]
+    number = next(c.name for c in spec.columns if c.dtype != "string")
+    text = next(c.name for c in spec.columns if c.dtype == "string")
+    rows.loc[1, number] = None  # u2: a null count and a null category
+    rows.loc[1, text] = None
+    write_offline_partition(settings.feast_offline_dir, "user_activity", day.date(), rows)
+    assert feast_store.apply_repo(settings) is True
+    tick = timedelta(microseconds=1)
+    assert materialize_interval(settings, day, day + tick, ["user_activity"]) == {
+        "user_activity": 2
+    }
+    # real-time counters for u1 only: u2's user_realtime (and everyone's segment) never written
+    pushed = pd.DataFrame(
+        {"user_id": ["u1"], TIMESTAMP: [day], "rt_views_1h": [4], "rt_carts_1h": [1]}
+    )
+    assert push_realtime(settings, pushed) == 1
+
+    reader = OnlineServiceReader(settings, "propensity_v1")
+    assert not reader.direct
+    ids = ["u1", "u2", "ghost"]
+    expected = online_feature_values(settings, ids, "propensity_v1")
+    for _ in range(3):
+        for position, user in enumerate(ids):
+            assert reader.read(user) == {k: v[position] for k, v in expected.items()}, user
+        assert reader.read_many(ids) == expected
+    first, second = reader.read("u1"), reader.read("u2")
+    assert first[number] == 100 and first[text] == f"{text}-100"
+    assert first["rt_views_1h"] == 4 and first["rt_carts_1h"] == 1
+    assert second[number] is None and second[text] is None
+    assert second["rt_views_1h"] is None and second["segment_id"] is None
+    assert list(reader.read("ghost")) == reader.columns

@@ -23,8 +23,29 @@ def test_the_default_scenario_plants_each_turn_on_its_live_day() -> None:
 
 @pytest.mark.parametrize(
     ("changes", "message"),
-    [({"history_days": 10}, "at least 14"), ({"live_days": 5}, "need 6 live days")],
+    [({"history_days": 17}, "at least 18"), ({"live_days": 5}, "need 6 live days")],
 )
 def test_a_scenario_too_short_for_its_turns_is_refused(changes: dict, message: str) -> None:
     with pytest.raises(ValueError, match=message):
         Scenario(**changes)
+
+
+def test_the_prod_story_turns_auto_promotion_on_and_says_so() -> None:
+    """Prod promotes nobody by itself: the story's runs would never get a champion."""
+    from pipelines.config import Settings
+    from pipelines.gates import load_gate_config_for
+    from pipelines.local.story import story_settings
+
+    prod = Settings(profile="prod")
+    assert not any(c.auto_promote for c in load_gate_config_for(prod).values())
+    story, note = story_settings(prod)
+    assert story.auto_promote is True and story.profile == "prod"
+    assert all(c.auto_promote for c in load_gate_config_for(story).values())
+    assert note is not None and "auto-promotion is off" in note and "personalize promote" in note
+    assert story.as_environment()["PERSONALIZE_AUTO_PROMOTE"] == "true"  # what the tasks read
+
+    local = Settings(profile="local")
+    assert story_settings(local) == (local, None)
+    # an explicit choice is kept, with a warning when it leaves the story without champions
+    kept, warning = story_settings(Settings(profile="prod", auto_promote=False))
+    assert kept.auto_promote is False and warning is not None and "will be missed" in warning

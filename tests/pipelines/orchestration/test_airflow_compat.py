@@ -33,3 +33,17 @@ def test_the_task_body_clock_wraps_execute_task_and_puts_it_back(
     with TaskBodyClock():
         assert task_runner._execute_task is not original
     assert task_runner._execute_task is original
+
+
+def test_the_task_body_clock_counts_the_bodies_of_each_run(airflow_settings: Settings) -> None:
+    from datetime import date
+
+    from pipelines.orchestration.runner import run_dag
+
+    with TaskBodyClock() as clock:
+        records = run_dag(airflow_settings, "producer", date(2026, 5, 20), follow=True)
+    assert [r.dag_id for r in records] == ["producer", "consumer"]
+    # one task each: produce, then consume on the asset
+    assert {key: clock.calls[key] for key in clock.seconds} == {
+        (r.dag_id, r.run_id): 1 for r in records
+    }

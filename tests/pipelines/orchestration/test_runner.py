@@ -193,9 +193,15 @@ def test_backfill_with_follow_interleaves_consumers(airflow_settings: Settings) 
 def test_failing_task_is_reported_and_backfill_continues(
     airflow_settings: Settings, toy_markers: Path
 ) -> None:
-    records = backfill(airflow_settings, "failing", date(2026, 1, 1), date(2026, 1, 3))
+    events: list = []
+    records = backfill(
+        airflow_settings, "failing", date(2026, 1, 1), date(2026, 1, 3), on_event=events.append
+    )
 
     assert [r.state for r in records] == ["success", "failed", "success"]
+    # the finished event says what failed, as the story prints it under the day
+    finished = [e.failed_tasks for e in events if e.kind == "finished"]
+    assert finished == [(), ("check: ValueError: toy failure for 2026-01-02",), ()]
     bad = records[1]
     assert [f.task_id for f in bad.failed_tasks] == ["check"]
     assert bad.failed_tasks[0].message == "ValueError: toy failure for 2026-01-02"

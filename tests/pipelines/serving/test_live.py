@@ -53,6 +53,13 @@ def test_a_live_day_goes_through_the_api_counts_once_and_shows_the_change(shop: 
             assert live.changed_on == day.isoformat()
             assert live.before["version"] == champion
             assert live.after["version"] == other
+            # every answer counted per endpoint: the customer's two reads of each, the posts
+            batches = -(-entry["posted"] // settings.serve_max_batch_events)
+            assert live.responses == {
+                "GET /v1/users/{user}/recommendations 200": 2,
+                "GET /v1/users/{user}/propensity 200": 2,
+                "POST /v1/events 202": batches,
+            }, live.responses
     finally:
         client.set_registered_model_alias("recommender", CHAMPION, str(champion))
 
