@@ -281,6 +281,31 @@ def temporal_split(
     return SnapshotSplit(rows(train_stamps), rows(valid_stamps), rows(test_stamps), dates)
 
 
+def split_fits(snapshot_days: Sequence[date], gap_days: int = DEFAULT_HORIZON_DAYS) -> bool:
+    """Whether :func:`temporal_split` (default shares) can cut daily snapshots on
+    ``snapshot_days`` with a ``gap_days`` gap. Not monotone in the count: with a 7-day gap 9 days
+    fit (1 valid + 1 test) but 10 do not (2 + 2), so ask this rather than compare a minimum."""
+    if not snapshot_days:
+        return False
+    stamps = pd.DataFrame({TIMESTAMP: pd.to_datetime(list(snapshot_days), utc=True)})
+    try:
+        temporal_split(stamps, gap_days=gap_days)
+    except ValueError:
+        return False
+    return True
+
+
+def fewest_snapshot_days(gap_days: int = DEFAULT_HORIZON_DAYS) -> int:
+    """The count of consecutive daily snapshots from which every larger count fits the split."""
+    start = date(2000, 1, 1)
+    fits = [
+        split_fits([start + timedelta(days=i) for i in range(n)], gap_days)
+        for n in range(1, 4 * gap_days + 12)
+    ]
+    last_miss = max((n for n, ok in enumerate(fits, start=1) if not ok), default=0)
+    return last_miss + 1
+
+
 def _before(snapshots: pd.DatetimeIndex, first_later: pd.Timestamp, gap_days: int) -> np.ndarray:
     """Snapshots strictly before ``first_later`` and at least ``gap_days`` days before it."""
     return (snapshots < first_later) & (snapshots <= first_later - pd.Timedelta(days=gap_days))

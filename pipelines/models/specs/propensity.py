@@ -57,9 +57,11 @@ def build_run(settings: Settings, end: date) -> TrainingRun:
     from pipelines.models.propensity import (
         KEY_COLUMNS,
         LABEL,
+        fewest_snapshot_days,
         fit_propensity,
         label_complete_days,
         purchase_labels,
+        split_fits,
         with_oracle,
     )
     from pipelines.registry import curated_lineage
@@ -67,10 +69,11 @@ def build_run(settings: Settings, end: date) -> TrainingRun:
     horizon = settings.propensity_horizon_days
     first, end = training_window(settings, end)
     days = label_complete_days(end, first, horizon)
-    if len(days) < 6:
+    if not split_fits(days, gap_days=horizon):
         raise NotEnoughHistory(
             f"propensity: the window {first}..{end} leaves {len(days)} snapshot day(s) with "
-            f"complete {horizon}-day labels; it needs at least 6 "
+            f"complete {horizon}-day labels, too few for train + a {horizon}-day gap + valid + "
+            f"test; {fewest_snapshot_days(horizon)} or more always fit "
             f"(ingest more days, or set PERSONALIZE_TRAIN_WINDOW_DAYS higher)"
         )
     events, users, _ = read_curated_window(settings.curated_dir, end, days=(end - first).days + 1)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 import pickle
 from dataclasses import replace
-from datetime import date
+from datetime import date, timedelta
 
 import numpy as np
 import pandas as pd
@@ -16,6 +16,7 @@ from pipelines.models.classification import roc_auc
 from pipelines.models.propensity import (
     CANDIDATES,
     SKOPS_TRUSTED_TYPES,
+    fewest_snapshot_days,
     fit_propensity,
     fit_propensity_on_events,
     heuristic_scores,
@@ -23,6 +24,7 @@ from pipelines.models.propensity import (
     oracle_auc,
     propensity_frame,
     purchase_labels,
+    split_fits,
     temporal_split,
     unsupported_features,
     with_oracle,
@@ -183,6 +185,17 @@ def test_split_refuses_what_the_days_cannot_hold(frame):
         temporal_split(frame, valid_days=10, test_days=10)
     with pytest.raises(ValueError, match=r"valid_fraction=1\.5"):
         temporal_split(frame, valid_fraction=1.5)
+
+
+def test_split_fits_says_what_temporal_split_will_do_for_a_window_of_snapshot_days():
+    # the train spec asks this before it reads a window: a window the split cannot cut is a
+    # skipped retrain (NotEnoughHistory), not a failed train DAG
+    start = date(2026, 3, 1)
+    verdicts = {n: split_fits([start + timedelta(days=i) for i in range(n)]) for n in range(13)}
+    assert [n for n, fits in verdicts.items() if fits] == [9, 11, 12]  # 10 needs 2 valid + 2 test
+    assert fewest_snapshot_days() == 11
+    assert fewest_snapshot_days(gap_days=0) == 3
+    assert not split_fits([])
 
 
 # ---- the fitted model -------------------------------------------------------------------------
