@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from pipelines.data import contract
-from pipelines.data.partitions import parquet_files, partition_days, partition_dir
+from pipelines.data.partitions import ListingCache, parquet_files, partition_days, partition_dir
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -163,22 +163,13 @@ class CuratedCache:
     def __init__(self) -> None:
         self._values: dict[tuple[Path, str], tuple[tuple[int, int, int], Any]] = {}
         self._rows: dict[Path, tuple[tuple[int, int, int], int]] = {}
-        self._listings: dict[Path, tuple[tuple[int, int, int], list[Path]]] = {}
+        self._listing = ListingCache()
         # lookup name -> (files with their identity, ids, all ids are str)
         self._sets: dict[str, tuple[set[tuple[Path, tuple[int, int, int]]], set[Any], bool]] = {}
 
     def files(self, directory: Path) -> list[Path]:
         """:func:`parquet_files` of the directory, listed again when the directory changed."""
-        try:
-            stamp = _identity(directory)
-        except FileNotFoundError:
-            return []
-        hit = self._listings.get(directory)
-        if hit is not None and hit[0] == stamp:
-            return hit[1]
-        files = parquet_files(directory)
-        self._listings[directory] = (stamp, files)
-        return files
+        return self._listing.files(directory)
 
     def values(self, path: Path, column: str) -> Any:
         """The unique values of ``column`` in the file, in order of first appearance."""
