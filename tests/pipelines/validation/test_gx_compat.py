@@ -72,6 +72,23 @@ def test_inside_the_cache_a_configuration_is_built_once_until_a_field_changes() 
     assert expectation.configuration is not changed, "the cache ends with the block"
 
 
+def test_inside_the_cache_a_configuration_builds_its_expectation_once_until_it_changes() -> None:
+    from great_expectations.expectations.expectation_configuration import (
+        ExpectationConfiguration,
+    )
+
+    configuration = ExpectationConfiguration(
+        type="expect_column_values_to_be_between", kwargs={"column": "price", "max_value": 10}
+    )
+    assert configuration.to_domain_obj() is not configuration.to_domain_obj()
+    with expectation_configurations_cached():
+        first = configuration.to_domain_obj()
+        assert configuration.to_domain_obj() is first
+        configuration.kwargs.update({"max_value": 20})  # changed in place, as GX adds batch_id
+        assert configuration.to_domain_obj().max_value == 20
+    assert configuration.to_domain_obj() is not first
+
+
 @pytest.fixture(scope="module")
 def shop(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from pipelines.config import Settings
@@ -87,8 +104,9 @@ DAY = date(2026, 3, 2)
 
 @pytest.mark.parametrize("table", ["events", "users", "items"])
 @pytest.mark.parametrize("spoiled", [False, True])
+@pytest.mark.parametrize("result_format", ["BOOLEAN_ONLY", "SUMMARY"])
 def test_a_suite_run_gives_the_same_result_with_the_cache(
-    table: str, spoiled: bool, shop: Path
+    table: str, spoiled: bool, result_format: str, shop: Path
 ) -> None:
     """Every expectation of the platform's suites, on a landed batch, clean and with bad values
     (so the detailed results carry counts and samples): the results are GX's without the cache."""
@@ -118,7 +136,7 @@ def test_a_suite_run_gives_the_same_result_with_the_cache(
     def run() -> dict:
         result = batches.get_batch(batch_parameters={"dataframe": frame}).validate(
             suite,
-            result_format={"result_format": "SUMMARY", "partial_unexpected_count": 5},
+            result_format={"result_format": result_format, "partial_unexpected_count": 5},
             expectation_parameters=prepared.parameters,
         )
         return {k: v for k, v in result.to_json_dict().items() if k != "meta"}
