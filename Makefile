@@ -7,6 +7,10 @@ SHELL := /bin/bash
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 # uv never downloads an interpreter: the machine's Python 3.11 is the one we use.
 export UV_PYTHON_DOWNLOADS := never
+# sync compiles the libraries' bytecode once (~40 s on 2 cores): each command then starts without
+# compiling what it imports (~6 s for GX + Feast + MLflow + Airflow), even under
+# PYTHONDONTWRITEBYTECODE, which keeps Python from caching that compilation itself
+export UV_COMPILE_BYTECODE := 1
 UV := $(or $(shell command -v uv 2>/dev/null),$(CURDIR)/.tools/bin/uv)
 VENV := $(CURDIR)/.venv
 PERSONALIZE := $(VENV)/bin/personalize

@@ -42,6 +42,33 @@ def parquet_files(directory: Path) -> list[Path]:
     return sorted(p for p in Path(directory).glob("*.parquet") if p.is_file())
 
 
+class ListingCache:
+    """:func:`parquet_files` of many directories, listed again only when a directory changed.
+
+    A history run lists every curated partition of a table each day (a year: ~1,000 globs a day
+    by the end). Here a listing is kept with the directory's identity (inode, modification
+    time): publishing a partition (:class:`PartitionWriter`) swaps in a new directory, and adding
+    or removing a file changes the modification time, so a changed partition is listed afresh.
+    """
+
+    def __init__(self) -> None:
+        self._listings: dict[Path, tuple[tuple[int, int], list[Path]]] = {}
+
+    def files(self, directory: Path) -> list[Path]:
+        try:
+            stat = Path(directory).stat()
+        except FileNotFoundError:
+            self._listings.pop(Path(directory), None)
+            return []
+        stamp = (stat.st_ino, stat.st_mtime_ns)
+        hit = self._listings.get(Path(directory))
+        if hit is not None and hit[0] == stamp:
+            return list(hit[1])
+        files = parquet_files(directory)
+        self._listings[Path(directory)] = (stamp, files)
+        return list(files)
+
+
 def write_table(data: pa.Table, path: Path) -> None:
     """Write one parquet file with settings that keep bytes identical for identical data."""
     import pyarrow.parquet as pq

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 from pipelines.data import contract
 from pipelines.data.partitions import (
     DEFAULT_FILE_NAME,
+    ListingCache,
     PartitionWriter,
     parquet_files,
     partition_days,
@@ -127,21 +128,26 @@ class CuratedReader:
     Here each file's Arrow table is read once and kept while a window may still need it, and the
     frames are built exactly as :func:`read_curated_window` builds them (same files in the same
     order, same concatenation and conversion), so the features are the same, bit for bit.
-    Partitions are listed on every call and a file is read again when its size or mtime
-    changed, so days ingested between two calls (ingest D, features D, ingest D+1, ...) are seen.
+    Partitions are listed on every call (a partition directory again only when it changed, see
+    :class:`~pipelines.data.partitions.ListingCache`) and a file is read again when its size or
+    mtime changed, so days ingested between two calls (ingest D, features D, ingest D+1, ...)
+    are seen.
     """
 
     def __init__(self, curated_dir: Path, days: int = HISTORY_DAYS) -> None:
         self.curated_dir = curated_dir
         self.days = days
         self._tables: dict[Path, tuple[tuple[int, int], pa.Table]] = {}
+        self._listing = ListingCache()
 
     def window(self, day: date) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
         """``(events, users, items)`` as known at the end of ``day``."""
         first = day - timedelta(days=self.days - 1)
         window = [first + timedelta(days=i) for i in range(self.days)]
         event_files = [
-            f for d in window for f in parquet_files(partition_dir(self.curated_dir, "events", d))
+            f
+            for d in window
+            for f in self._listing.files(partition_dir(self.curated_dir, "events", d))
         ]
         # events of days that left the window are not needed again (days go forward)
         for path in [p for p in self._tables if _is_events_before(p, self.curated_dir, first)]:
@@ -152,7 +158,9 @@ class CuratedReader:
     def _latest(self, spec: contract.Table, day: date) -> pd.DataFrame:
         days = [d for d in partition_days(self.curated_dir, spec.name) if d <= day]
         files = [
-            f for d in days for f in parquet_files(partition_dir(self.curated_dir, spec.name, d))
+            f
+            for d in days
+            for f in self._listing.files(partition_dir(self.curated_dir, spec.name, d))
         ]
         frame = self._frame(files, spec, tuple(spec.column_names))
         return frame.drop_duplicates(spec.key, keep="last").reset_index(drop=True)

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from pipelines.data import contract
-from pipelines.data.partitions import parquet_files, partition_days, partition_dir
+from pipelines.data.partitions import ListingCache, parquet_files, partition_days, partition_dir
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -89,11 +89,62 @@ def landed_files(landing_dir: Path, table: str, day: date) -> list[Path]:
 class History:
     """What curated data knows, as seen from one day's batch."""
 
-    ids_other_days: dict[str, Any] = field(default_factory=dict)  # column -> set-like (pd.Index)
-    known_ids: dict[str, Any] = field(default_factory=dict)  # "user_id"/"item_id" -> pd.Index
+    # column -> the ids (a pd.Index, or an IdSet when a history run's cache built it)
+    ids_other_days: dict[str, Any] = field(default_factory=dict)
+    known_ids: dict[str, Any] = field(default_factory=dict)  # "user_id"/"item_id" -> same
     # curated row counts of trading days in the trailing window (closed and empty days left out)
     daily_rows: dict[date, int] = field(default_factory=dict)
     has_earlier_days: bool = False  # False: this is the first batch of the table
+
+
+class IdSet:
+    """A set of ids for membership tests: :meth:`isin` answers as ``Series.isin`` would.
+
+    ``Series.isin`` against the ids of every other curated day hashes all of them again for each
+    batch: half a million event ids at the end of a year, most of a late day's preparation. A
+    history run's :class:`CuratedCache` keeps one Python set per kind of lookup and adds the
+    ids of newly curated files to it, so each batch only looks its own values up. When every id
+    is a ``str``, ``v in set`` and ``isin`` agree for any value (a ``str`` equals only an equal
+    ``str``); otherwise (ids of another type, nulls, NaN) the lookup is ``isin`` itself.
+    """
+
+    def __init__(self, ids: set[Any], all_str: bool, extra: IdSet | None = None) -> None:
+        self._ids = ids
+        self._all_str = all_str
+        self._extra = extra
+
+    def with_values(self, values: Any) -> IdSet:
+        """These ids and ``values`` (e.g. today's landed users), without copying these."""
+        return IdSet(self._ids, self._all_str, IdSet(set(values), _all_str(values)))
+
+    def __iter__(self) -> Any:
+        yield from self._ids
+        if self._extra is not None:
+            yield from self._extra
+
+    def isin(self, values: pd.Series) -> pd.Series:
+        import numpy as np
+        import pandas as pd
+
+        if self._all_str and (self._extra is None or self._extra._all_str):
+            ids, extra = self._ids, (self._extra._ids if self._extra is not None else ())
+            try:
+                found = np.fromiter(
+                    (v in ids or v in extra for v in values), dtype=bool, count=len(values)
+                )
+            except TypeError:  # an unhashable value: let pandas judge it
+                pass
+            else:
+                return pd.Series(found, index=values.index)
+        return values.isin(pd.Index(list(self)))
+
+
+def _all_str(values: Any) -> bool:
+    return all(type(v) is str for v in values)
+
+
+def _isin(values: pd.Series, ids: Any) -> pd.Series:
+    return ids.isin(values) if isinstance(ids, IdSet) else values.isin(ids)
 
 
 class CuratedCache:
@@ -104,12 +155,21 @@ class CuratedCache:
     curated file again each day (a year: ~365 x 3 files a day). The cache keeps each file's unique
     values and row count, keyed by the file's identity (inode, size, modification time): a day
     curated again -- a re-run, a released batch -- is a new file and is read again, so the
-    history built from the cache is the one built from disk.
+    history built from the cache is the one built from disk. Partition listings are kept by the
+    directory's identity, and the id sets (:class:`IdSet`) grow by the files curated since the
+    last lookup; a file gone or changed since rebuilds the set from the files there now.
     """
 
     def __init__(self) -> None:
         self._values: dict[tuple[Path, str], tuple[tuple[int, int, int], Any]] = {}
         self._rows: dict[Path, tuple[tuple[int, int, int], int]] = {}
+        self._listing = ListingCache()
+        # lookup name -> (files with their identity, ids, all ids are str)
+        self._sets: dict[str, tuple[set[tuple[Path, tuple[int, int, int]]], set[Any], bool]] = {}
+
+    def files(self, directory: Path) -> list[Path]:
+        """:func:`parquet_files` of the directory, listed again when the directory changed."""
+        return self._listing.files(directory)
 
     def values(self, path: Path, column: str) -> Any:
         """The unique values of ``column`` in the file, in order of first appearance."""
@@ -123,6 +183,24 @@ class CuratedCache:
         values = pd.unique(pq.read_table(path, columns=[column]).column(column).to_numpy())
         self._values[(path, column)] = (stamp, values)
         return values
+
+    def id_set(self, lookup: str, files: list[Path], column: str) -> IdSet:
+        """The ids of ``column`` over ``files``; ``lookup`` names the set kept between calls
+        (valid until the next call with the same name)."""
+        stamped = {(f, _identity(f)) for f in files}
+        kept = self._sets.get(lookup)
+        if kept is not None and kept[0] <= stamped:
+            covered, ids, all_str = kept
+            new = stamped - covered
+        else:
+            covered, ids, all_str, new = set(), set(), True, stamped
+        for path, _stamp in sorted(new):
+            values = self.values(path, column)
+            all_str = all_str and _all_str(values)
+            ids.update(values)
+        covered = covered | new
+        self._sets[lookup] = (covered, ids, all_str)
+        return IdSet(ids, all_str)
 
     def rows(self, path: Path) -> int:
         import pyarrow.parquet as pq
@@ -172,21 +250,27 @@ def curated_history(
 ) -> History:
     """Ids of other days, known users/items (curated plus today's landing), trailing row counts.
 
-    ``cache`` (a history run's): curated files already read are not read again.
+    ``cache`` (a history run's): curated files already read are not read again, and the ids come
+    as :class:`IdSet` (the same answers, without hashing every id again).
     """
     import pyarrow as pa
 
+    def files_of(directory: Path) -> list[Path]:
+        return cache.files(directory) if cache is not None else parquet_files(directory)
+
     spec = contract.table(table)
     days = [d for d in partition_days(curated_dir, table) if d != day]
-    files_other_days = [
-        f for d in days for f in parquet_files(partition_dir(curated_dir, table, d))
-    ]
+    files_other_days = [f for d in days for f in files_of(partition_dir(curated_dir, table, d))]
     history = History(has_earlier_days=any(d < day for d in days))
     if files_other_days:
-        history.ids_other_days[spec.key] = _read_column(files_other_days, spec.key, cache)
+        history.ids_other_days[spec.key] = (
+            cache.id_set(f"{table} other days", files_other_days, spec.key)
+            if cache is not None
+            else _read_column(files_other_days, spec.key)
+        )
     window = [d for d in days if day - timedelta(days=history_days) <= d < day]
     counts = {
-        d: sum(_num_rows(f, cache) for f in parquet_files(partition_dir(curated_dir, table, d)))
+        d: sum(_num_rows(f, cache) for f in files_of(partition_dir(curated_dir, table, d)))
         for d in window
     }
     history.daily_rows = {d: n for d, n in counts.items() if n > 0}
@@ -196,11 +280,21 @@ def curated_history(
                 f
                 for d in partition_days(curated_dir, reference)
                 if d <= day
-                for f in parquet_files(partition_dir(curated_dir, reference, d))
+                for f in files_of(partition_dir(curated_dir, reference, d))
             ]
             if not curated:
                 continue  # nothing known yet: the reference check is skipped, not failed
             same_day = landed_files(landing_dir, reference, day)
+            if cache is not None:
+                known_curated = cache.id_set(f"{reference} known", curated, key)
+                try:
+                    # today's landing is read as it is now, never from the cache
+                    landed = _read_column(same_day, key)
+                except (pa.ArrowException, OSError):
+                    history.known_ids[key] = known_curated
+                else:
+                    history.known_ids[key] = known_curated.with_values(landed)
+                continue
             try:
                 # today's landing is read as it is now, never from the cache
                 known = _read_column(curated, key, cache).append(_read_column(same_day, key))
@@ -363,7 +457,7 @@ def prepare(
                 skipped[name] = "no curated data of other days yet"
                 derived[name] = pd.Series(False, index=frame.index)
             else:
-                derived[name] = values.isin(seen)
+                derived[name] = _isin(values, seen)
         elif name.endswith("_is_number"):
             nan = batch.nan_rows.get(source)
             derived[name] = (
@@ -377,7 +471,7 @@ def prepare(
                 skipped[name] = f"no curated {source.removesuffix('_id')}s yet"
                 derived[name] = pd.Series(True, index=frame.index)
             else:
-                derived[name] = values.isin(known) | values.isna()
+                derived[name] = _isin(values, known) | values.isna()
     volume = suite_meta.get("volume", {})
     min_rows, max_rows, basis = volume_band(history.daily_rows, volume, batch.day)
     if basis is None:

@@ -31,7 +31,10 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from pipelines.validation.gx_compat import reuse_compiled_templates
+from pipelines.validation.gx_compat import (
+    expectation_configurations_cached,
+    reuse_compiled_templates,
+)
 from pipelines.validation.outcome import SAMPLE_SIZE, CheckResult
 from pipelines.validation.suites import SuiteFile
 
@@ -351,14 +354,15 @@ def _validate(
     from great_expectations.constants import DATAFRAME_REPLACEMENT_STR
 
     batch = registered.batch_definition.get_batch(batch_parameters={"dataframe": frame})
-    result = batch.validate(
-        registered.suite,
-        result_format={
-            "result_format": "BOOLEAN_ONLY" if mode == FAST else "SUMMARY",
-            "partial_unexpected_count": SAMPLE_SIZE,
-        },
-        expectation_parameters=parameters,
-    )
+    with expectation_configurations_cached():
+        result = batch.validate(
+            registered.suite,
+            result_format={
+                "result_format": "BOOLEAN_ONLY" if mode == FAST else "SUMMARY",
+                "partial_unexpected_count": SAMPLE_SIZE,
+            },
+            expectation_parameters=parameters,
+        )
     result.meta.update(
         {
             "validation_id": registered.definition_id,

@@ -3,10 +3,22 @@
 from __future__ import annotations
 
 from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
 
+import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pytest
 
-from pipelines.validation.batch import History, LandedBatch, prepare, volume_band
+from pipelines.data.partitions import write_table
+from pipelines.validation.batch import (
+    CuratedCache,
+    History,
+    IdSet,
+    LandedBatch,
+    prepare,
+    volume_band,
+)
 
 VOLUME = {
     "history_days": 7,
@@ -146,3 +158,41 @@ def test_three_alike_weekdays_do_not_hide_how_much_the_shop_swings() -> None:
         day -= timedelta(days=1)
     assert volume_band(history, WEEKLY, wednesday)[0] > 66
     assert volume_band(history, NOISY, wednesday)[0] < 66
+
+
+PROBES = ["e1", "e9", None, float("nan"), 7, np.str_("e2"), pd.NA, b"e1", "E1", " e1"]
+
+
+@pytest.mark.parametrize(
+    "ids",
+    [["e1", "e2", "e3"], ["e1", None, "e3"], ["e1", float("nan"), 7], []],
+    ids=["text", "with a null", "mixed types", "empty"],
+)
+def test_an_id_set_answers_as_series_isin_does(ids: list) -> None:
+    probes = pd.Series(PROBES, dtype=object, index=range(10, 20))
+    expected = probes.isin(pd.Index(ids, dtype=object))
+    got = IdSet(set(ids), all(type(v) is str for v in ids)).isin(probes)
+    pd.testing.assert_series_equal(got, expected)
+    extra = IdSet(set(ids[:1]), True).with_values(ids[1:])
+    pd.testing.assert_series_equal(extra.isin(probes), expected)
+
+
+def test_the_cache_grows_an_id_set_and_rebuilds_it_when_a_file_changes(tmp_path: Path) -> None:
+    def curated(name: str, ids: list) -> Path:
+        path = tmp_path / name / "part-0.parquet"
+        path.parent.mkdir(exist_ok=True)
+        write_table(pa.table({"event_id": pa.array(ids, pa.string())}), path)
+        return path
+
+    cache = CuratedCache()
+    first, second = curated("d1", ["a", "b"]), curated("d2", ["c"])
+    assert set(cache.id_set("other days", [first], "event_id")) == {"a", "b"}
+    grown = cache.id_set("other days", [first, second], "event_id")
+    assert set(grown) == {"a", "b", "c"}
+    first.unlink()
+    first = curated("d1", ["a"])  # delivered again, without "b"
+    again = cache.id_set("other days", [first, second], "event_id")
+    assert set(again) == {"a", "c"}
+    probes = pd.Series(["a", "b", "c"])
+    assert again.isin(probes).tolist() == [True, False, True]
+    assert cache.files(tmp_path / "d1") == [first] and cache.files(tmp_path / "none") == []

@@ -159,4 +159,4 @@ def assert_same(got: History, expected: History) -> None:
     for field in ("ids_other_days", "known_ids"):
         mine, theirs = getattr(got, field), getattr(expected, field)
         assert mine.keys() == theirs.keys()
-        assert all(mine[k].equals(theirs[k]) for k in mine), field
+        assert all(set(mine[k]) == set(theirs[k]) for k in mine), field
