@@ -23,10 +23,9 @@ from tests.conftest import require_service, services_required
 
 pytestmark = [pytest.mark.services, pytest.mark.cluster, pytest.mark.xdist_group("prod")]
 
-# the history ends on a Sunday (the first champions' train); live Monday .. Saturday: the hand
-# promotion on Friday is judged by Saturday's monitoring, no weekly train in between
 # a small shop, so that the whole story takes a few minutes; its history ends on a Sunday (the
-# first champions' train) and the live days run Monday .. Saturday
+# first champions' train) and the live days run Monday .. Saturday: the hand promotion on Friday
+# is judged by Saturday's monitoring, with no weekly train in between
 USERS, HISTORY_DAYS, LIVE_DAYS, START = 200, 18, 6, "2026-01-08"
 BROKEN_DAY = "2026-01-27"  # live day 2: its events batch is quarantined
 # turns that need a bigger shop than this one to be certain: the propensity model passing its
