@@ -404,6 +404,7 @@ def run_online(args: argparse.Namespace) -> dict[str, object]:
 
 CYCLE_SHOP = {"users": 300, "items": 60, "seed": 11}
 CYCLE_DAGS = ("ingest", "features", "monitor")
+QUIET_S = 10.0  # the scheduler loop sleeps 0.5 s: an asset-triggered run is queued well within
 
 
 def _cycle_days(cycle_days: int) -> list[date]:
@@ -483,15 +484,29 @@ def measure_cluster_cycle(
         _curate_history(cluster.settings, history_days, days)
         api = cluster.start(timeout=300)
 
-        def settled(dag_id: str) -> list[dict] | None:
+        def finished(runs: list[dict]) -> bool:
+            return bool(runs) and all(r["state"] in ("success", "failed") for r in runs)
+
+        def settled(dag_id: str, after: list[dict] | None) -> list[dict] | None:
             runs = api.runs(dag_id)
-            finished = [r for r in runs if r["state"] in ("success", "failed")]
-            return runs if len(finished) >= len(days) and len(finished) == len(runs) else None
+            if after is None:  # scheduled: one run per day
+                return runs if finished(runs) and len(runs) >= len(days) else None
+            # asset-triggered: the scheduler folds events queued while a run is going into the
+            # next run, so there are not one run per day: settled when every run has finished
+            # and the scheduler had QUIET_S since the upstream DAG's last run to queue another
+            last_upstream = datetime.fromisoformat(max(r["end_date"] for r in after))
+            quiet = (datetime.now(UTC) - last_upstream).total_seconds() >= QUIET_S
+            return runs if finished(runs) and quiet and len(api.runs(dag_id)) == len(runs) else None
 
         started = time.perf_counter()
         for dag_id in CYCLE_DAGS:
             api.unpause(dag_id)
-        runs = {d: api.wait_for(lambda d=d: settled(d), f"{d} runs", timeout) for d in CYCLE_DAGS}
+        runs: dict[str, list[dict]] = {}
+        upstream = None
+        for dag_id in CYCLE_DAGS:
+            runs[dag_id] = upstream = api.wait_for(
+                lambda d=dag_id, u=upstream: settled(d, u), f"{dag_id} runs", timeout
+            )
         wall = time.perf_counter() - started
         instances = [
             ti
