@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import socket
 from pathlib import Path
 
@@ -39,6 +40,20 @@ def require_service(name: str, host: str, port: int) -> None:
     if services_required():
         pytest.fail(f"{reason}; PERSONALIZE_REQUIRE_SERVICES=1 makes this a failure", False)
     pytest.skip(f"{reason}; start it or run in CI with PERSONALIZE_REQUIRE_SERVICES=1")
+
+
+def require_program(name: str, install: str) -> None:
+    """Skip (or, in CI, fail) a test that needs the program ``name`` on PATH."""
+    if shutil.which(name) is not None:
+        return
+    reason = f"{name} is not installed ({install})"
+    if services_required():
+        pytest.fail(f"{reason}; PERSONALIZE_REQUIRE_SERVICES=1 makes this a failure", False)
+    pytest.skip(reason)
+
+
+def require_redis_server() -> None:
+    require_program("redis-server", "apt-get install redis-server")
 
 
 @pytest.fixture(name="require_service")

@@ -14,6 +14,7 @@ import pytest
 from pipelines.config import Settings
 from pipelines.features import store as feast_store
 from pipelines.features.schema import FEATURE_TABLES, TIMESTAMP
+from tests.conftest import require_redis_server
 
 pytestmark = pytest.mark.services
 
@@ -112,13 +113,10 @@ def test_prod_store_applies_materializes_guards_and_serves(prod_settings: Settin
 @pytest.fixture
 def own_redis_settings(prod_settings: Settings, tmp_path):
     """``prod_settings`` with the online store on a ``redis-server`` of the test's own."""
-    import shutil
-
     from pipelines.local.cluster import start_redis, stop_process
     from pipelines.local.supervisor import free_port
 
-    if shutil.which("redis-server") is None:
-        pytest.skip("redis-server is not installed (apt-get install redis-server)")
+    require_redis_server()
     port = free_port()
     server = start_redis(port, tmp_path)
     feast_store.clear_store_cache()

@@ -20,7 +20,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -36,7 +35,7 @@ import pytest
 
 from pipelines.config import Settings
 from pipelines.local.cluster import ScratchCluster
-from tests.conftest import require_service, services_required
+from tests.conftest import require_redis_server, require_service
 
 pytestmark = [pytest.mark.services, pytest.mark.cluster, pytest.mark.xdist_group("prod")]
 
@@ -153,11 +152,7 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
     from pipelines.local import cluster as scratch_cluster
 
     require_service("PostgreSQL", "127.0.0.1", 5432)
-    if shutil.which("redis-server") is None:
-        reason = "redis-server is not installed (apt-get install redis-server)"
-        if services_required():
-            pytest.fail(reason, False)
-        pytest.skip(reason)
+    require_redis_server()
     root = tmp_path_factory.mktemp("prod")
     local = Settings(profile="local", home=root / "local", **_shop_settings())
     reference = None

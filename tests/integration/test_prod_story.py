@@ -13,13 +13,12 @@ auto-promotion on, and says so).
 from __future__ import annotations
 
 import json
-import shutil
 import time
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import require_service, services_required
+from tests.conftest import require_redis_server, require_service
 
 pytestmark = [pytest.mark.services, pytest.mark.cluster, pytest.mark.xdist_group("prod")]
 
@@ -40,11 +39,7 @@ def test_the_prod_story_runs_every_day_promotes_and_serves_from_redis(tmp_path: 
     from pipelines.local.cluster import scratch_cluster
 
     require_service("PostgreSQL", "127.0.0.1", 5432)
-    if shutil.which("redis-server") is None:
-        reason = "redis-server is not installed (apt-get install redis-server)"
-        if services_required():
-            pytest.fail(reason, False)
-        pytest.skip(reason)
+    require_redis_server()
     # mlflow_uri=None: the story starts its tracking server on the cluster's MLflow database
     with scratch_cluster(tmp_path, workers=1, mlflow_uri=None) as cluster:
         started = time.monotonic()
